@@ -1,0 +1,77 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Aira: Swift microservices around RabbitMQ, PostgreSQL and Redis. See README.md and docs/.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "aira",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "AiraMessaging", targets: ["AiraMessaging"]),
+        .library(name: "AiraServiceKit", targets: ["AiraServiceKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // C libraries from Debian, wrapped by small shims (Shared/C*/shim.h).
+        .systemLibrary(name: "CRabbitMQ", path: "Shared/CRabbitMQ", pkgConfig: "librabbitmq",
+                       providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(name: "CHiredis", path: "Shared/CHiredis", pkgConfig: "hiredis",
+                       providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLibPQ", path: "Shared/CLibPQ", pkgConfig: "libpq",
+                       providers: [.apt(["libpq-dev"])]),
+
+        // Threads that own C connections, pools, backoff, environment configuration.
+        .target(name: "AiraCore", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Shared/AiraCore", swiftSettings: swiftSettings),
+        .target(name: "AiraAMQP", dependencies: [
+            "CRabbitMQ", "AiraCore",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Shared/AiraAMQP", swiftSettings: swiftSettings),
+        .target(name: "AiraRedis", dependencies: [
+            "CHiredis", "AiraCore",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Shared/AiraRedis", swiftSettings: swiftSettings),
+        .target(name: "AiraPostgres", dependencies: [
+            "CLibPQ", "AiraCore",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Shared/AiraPostgres", swiftSettings: swiftSettings),
+        // Contracts, topology, consumer runtime with retry tiers and dead letters, publisher, RPC.
+        .target(name: "AiraMessaging", dependencies: [
+            "AiraAMQP", "AiraCore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Shared/AiraMessaging", swiftSettings: swiftSettings),
+        // What every executable shares: configuration, logging, /metrics and /health, lifecycle.
+        .target(name: "AiraServiceKit", dependencies: [
+            "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ], path: "Shared/AiraServiceKit", swiftSettings: swiftSettings),
+
+        // A real consumer process the integration tests start, kill and scale.
+        .executableTarget(name: "aira-test-worker", dependencies: ["AiraServiceKit"],
+                          path: "Tests/Support/AiraTestWorker", swiftSettings: swiftSettings),
+        // scripts/bench-messaging: the runtime next to rabbitmq-c driven directly.
+        .executableTarget(name: "aira-bench-messaging", dependencies: ["AiraMessaging", "CRabbitMQ"],
+                          path: "Tests/Benchmarks/AiraBenchMessaging", swiftSettings: swiftSettings),
+
+        .testTarget(name: "AiraUnitTests", dependencies: ["AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit"],
+                    path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
+        .testTarget(name: "AiraIntegrationTests", dependencies: ["AiraServiceKit"],
+                    path: "Tests/AiraIntegrationTests", swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,65 @@
+import Synchronization
+
+/// The connection state other threads may read (readiness, waits), written by the owner thread.
+final class ConnectionStatusBox: Sendable {
+    private struct State: ~Copyable {
+        var connected = false
+        var closed = false
+        var lastError: String?
+        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    var isConnected: Bool { self.state.withLock { $0.connected } }
+    var isClosed: Bool { self.state.withLock { $0.closed } }
+    var lastError: String? { self.state.withLock { $0.lastError } }
+
+    func update(connected: Bool, closed: Bool, lastError: String? = nil) {
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.connected = connected
+            state.closed = closed
+            if let lastError { state.lastError = lastError }
+            guard connected || closed else { return [] }
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for w in waiters {
+            if connected { w.resume() } else { w.resume(throwing: AMQPError.closed) }
+        }
+    }
+
+    /// Waits until connected (or closed, or the timeout passes).
+    func waitUntilConnected(timeout: Duration) async throws {
+        let id: UInt64? = self.state.withLock { state in
+            if state.connected { return nil }
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        guard let id else { return }
+        let timer = Task { [weak self] in
+            try await Task.sleep(for: timeout)
+            self?.fail(id, AMQPError.connectFailed(self?.lastError ?? "timed out"))
+        }
+        defer { timer.cancel() }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let immediate: Result<Void, any Error>? = self.state.withLock { state in
+                    if state.connected { return .success(()) }
+                    if state.closed { return .failure(AMQPError.closed) }
+                    state.waiters[id] = c
+                    return nil
+                }
+                if let immediate { c.resume(with: immediate) }
+            }
+        } onCancel: {
+            self.fail(id, CancellationError())
+        }
+    }
+
+    private func fail(_ id: UInt64, _ error: any Error) {
+        let w = self.state.withLock { $0.waiters.removeValue(forKey: id) }
+        w?.resume(throwing: error)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+
+/// A configuration value that could not be read; names the variable and what it expected.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var key: String
+    public var value: String
+    public var expected: String
+    public var description: String { "\(key)=\"\(value)\": expected \(expected)" }
+}
+
+/// Typed reads of environment variables with defaults. Every Aira executable reads its
+/// configuration through this, so a bad value stops start-up with a message naming the variable.
+public struct EnvironmentReader: Sendable {
+    public let values: [String: String]
+
+    public init(_ values: [String: String] = ProcessInfo.processInfo.environment) {
+        self.values = values
+    }
+
+    private func raw(_ key: String) -> String? {
+        guard let v = self.values[key]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+        return v
+    }
+
+    public func string(_ key: String, default value: String) -> String { self.raw(key) ?? value }
+    public func optionalString(_ key: String) -> String? { self.raw(key) }
+
+    public func int(_ key: String, default value: Int, range: ClosedRange<Int> = 0...Int.max) throws -> Int {
+        guard let text = self.raw(key) else { return value }
+        guard let v = Int(text), range.contains(v) else {
+            throw ConfigurationError(key: key, value: text, expected: "an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return v
+    }
+
+    public func bool(_ key: String, default value: Bool) throws -> Bool {
+        guard let text = self.raw(key)?.lowercased() else { return value }
+        switch text {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ConfigurationError(key: key, value: text, expected: "true or false")
+        }
+    }
+
+    /// Durations: `250ms`, `5s`, `2m`, `1h`; a bare number means seconds.
+    public func duration(_ key: String, default value: Duration) throws -> Duration {
+        guard let text = self.raw(key) else { return value }
+        guard let d = Self.parseDuration(text) else {
+            throw ConfigurationError(key: key, value: text, expected: "a duration such as 250ms, 5s, 2m or 1h")
+        }
+        return d
+    }
+
+    /// A comma-separated list of durations (for retry tiers).
+    public func durations(_ key: String, default value: [Duration]) throws -> [Duration] {
+        guard let text = self.raw(key) else { return value }
+        let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let parsed = parts.compactMap(Self.parseDuration)
+        guard parsed.count == parts.count, !parsed.isEmpty else {
+            throw ConfigurationError(key: key, value: text, expected: "a comma-separated list of durations, e.g. 1s,10s,1m")
+        }
+        return parsed
+    }
+
+    public static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            // "ms" must win over "s": the loop tries it first.
+            guard let v = Double(number), v >= 0 else { return nil }
+            return .nanoseconds(Int64(v * factor * 1e9))
+        }
+        guard let v = Double(text), v >= 0 else { return nil }
+        return .nanoseconds(Int64(v * 1e9))
+    }
+}
+
+/// Renders a duration the way configuration accepts it back (`1s`, `250ms`, `10m`).
+public func formatDuration(_ d: Duration) -> String {
+    let ms = d.milliseconds
+    if ms % 3_600_000 == 0, ms > 0 { return "\(ms / 3_600_000)h" }
+    if ms % 60_000 == 0, ms > 0 { return "\(ms / 60_000)m" }
+    if ms % 1000 == 0, ms > 0 { return "\(ms / 1000)s" }
+    return "\(ms)ms"
+}

@@ -1,0 +1,157 @@
+# Shared helpers for Aira's scripts. Source it; do not run it.
+# Everything lives under $AIRA_DATA (default: <checkout>/.data) and listens on 127.0.0.1 only.
+set -euo pipefail
+
+AIRA_ROOT="${AIRA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+AIRA_DATA="${AIRA_DATA:-$AIRA_ROOT/.data}"
+AIRA_AMQP_PORT="${AIRA_AMQP_PORT:-5672}"
+AIRA_AMQP_DIST_PORT="${AIRA_AMQP_DIST_PORT:-25672}"
+AIRA_AMQP_MGMT_PORT="${AIRA_AMQP_MGMT_PORT:-15672}"
+AIRA_REDIS_PORT="${AIRA_REDIS_PORT:-6379}"
+AIRA_PG_PORT="${AIRA_PG_PORT:-5432}"
+AIRA_PG_BIN="${AIRA_PG_BIN:-/usr/lib/postgresql/15/bin}"
+RABBIT_BIN=/usr/lib/rabbitmq/bin
+
+export PATH="/opt/swift/usr/bin:$PATH"
+
+log() { printf '[aira %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# The connection settings every Aira executable and test reads (see docs/configuration.md).
+aira_export_env() {
+  export AIRA_AMQP_URL="${AIRA_AMQP_URL:-amqp://guest:guest@127.0.0.1:$AIRA_AMQP_PORT/}"
+  export AIRA_REDIS_URL="${AIRA_REDIS_URL:-redis://127.0.0.1:$AIRA_REDIS_PORT}"
+  export AIRA_DATABASE_URL="${AIRA_DATABASE_URL:-postgres://aira:aira@127.0.0.1:$AIRA_PG_PORT/aira}"
+  export AIRA_RABBITMQCTL="$AIRA_ROOT/scripts/rabbitmqctl"
+}
+
+# --- installation -----------------------------------------------------------------
+
+APT_PACKAGES=(rabbitmq-server redis-server postgresql libpq-dev librabbitmq-dev libhiredis-dev
+              amqp-tools ca-certificates procps)
+
+aira_install() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  command -v swift >/dev/null || die "swift not found (expected at /opt/swift/usr/bin)"
+}
+
+# --- RabbitMQ ------------------------------------------------------------------------
+
+rabbit_env() {
+  local d="$AIRA_DATA/rabbitmq"
+  mkdir -p "$d/mnesia" "$d/log" "$d/home"
+  export HOME_ORIG="${HOME_ORIG:-$HOME}"
+  export HOME="$d/home"
+  export RABBITMQ_MNESIA_BASE="$d/mnesia"
+  export RABBITMQ_LOG_BASE="$d/log"
+  export RABBITMQ_PID_FILE="$d/rabbitmq.pid"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins"
+  export RABBITMQ_CONFIG_FILE="$d/rabbitmq"
+  export RABBITMQ_NODENAME="${RABBITMQ_NODENAME:-rabbit@localhost}"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT="$AIRA_AMQP_PORT"
+  export RABBITMQ_DIST_PORT="$AIRA_AMQP_DIST_PORT"
+  export ERL_EPMD_ADDRESS=127.0.0.1
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  [ -f "$d/enabled_plugins" ] || echo '[rabbitmq_management].' > "$d/enabled_plugins"
+  cat > "$d/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$AIRA_AMQP_PORT
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $AIRA_AMQP_MGMT_PORT
+loopback_users.guest = true
+log.console = false
+log.file.level = warning
+CONF
+}
+
+rabbit_ctl() { ( rabbit_env; "$RABBIT_BIN/rabbitmqctl" "$@" ); }
+
+rabbit_start() {
+  rabbit_env
+  if "$RABBIT_BIN/rabbitmqctl" -q status >/dev/null 2>&1; then log "rabbitmq already running"; return; fi
+  log "starting rabbitmq on 127.0.0.1:$AIRA_AMQP_PORT"
+  "$RABBIT_BIN/rabbitmq-server" -detached
+  local i
+  for i in $(seq 1 120); do
+    if "$RABBIT_BIN/rabbitmqctl" -q await_startup --timeout 5 >/dev/null 2>&1; then
+      log "rabbitmq ready"; return
+    fi
+    sleep 0.5
+  done
+  tail -n 40 "$RABBITMQ_LOG_BASE"/*.log >&2 || true
+  die "rabbitmq did not start"
+}
+
+rabbit_stop() {
+  rabbit_env
+  "$RABBIT_BIN/rabbitmqctl" -q stop >/dev/null 2>&1 || true
+}
+
+# --- Redis -----------------------------------------------------------------------------
+
+redis_start() {
+  local d="$AIRA_DATA/redis"; mkdir -p "$d"
+  if redis-cli -p "$AIRA_REDIS_PORT" ping >/dev/null 2>&1; then log "redis already running"; return; fi
+  log "starting redis on 127.0.0.1:$AIRA_REDIS_PORT"
+  redis-server --port "$AIRA_REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$d" \
+    --logfile "$d/redis.log" --pidfile "$d/redis.pid" --save "" --appendonly no
+  local i
+  for i in $(seq 1 100); do
+    redis-cli -p "$AIRA_REDIS_PORT" ping >/dev/null 2>&1 && { log "redis ready"; return; }
+    sleep 0.05
+  done
+  die "redis did not start"
+}
+
+redis_stop() { redis-cli -p "$AIRA_REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; }
+
+# --- PostgreSQL --------------------------------------------------------------------------
+
+# The data folder must be reachable by the postgres user; a checkout under a private home is not.
+pg_dir() {
+  local d="$AIRA_DATA/postgres"
+  mkdir -p "$d"
+  if su postgres -s /bin/sh -c "test -x '$d'" 2>/dev/null; then echo "$d"; else
+    d="/tmp/aira-pg-$(echo "$AIRA_DATA" | md5sum | cut -c1-8)"; mkdir -p "$d"; echo "$d"; fi
+}
+
+pg_as() { su postgres -s /bin/sh -c "$*"; }
+
+pg_start() {
+  local d; d="$(pg_dir)"
+  chown postgres:postgres "$d"; chmod 700 "$d"
+  if pg_as "$AIRA_PG_BIN/pg_isready -q -h 127.0.0.1 -p $AIRA_PG_PORT"; then log "postgresql already running"; return; fi
+  if [ ! -f "$d/data/PG_VERSION" ]; then
+    log "initialising postgresql in $d/data"
+    pg_as "$AIRA_PG_BIN/initdb -D '$d/data' -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8" >/dev/null
+  fi
+  mkdir -p "$d/run"; chown postgres:postgres "$d/run"
+  log "starting postgresql on 127.0.0.1:$AIRA_PG_PORT"
+  pg_as "$AIRA_PG_BIN/pg_ctl -D '$d/data' -l '$d/postgres.log' -w -t 60 start -o \"-c listen_addresses=127.0.0.1 -p $AIRA_PG_PORT -c unix_socket_directories=$d/run -c max_connections=300 -c fsync=${AIRA_PG_FSYNC:-on}\"" >/dev/null
+  pg_as "psql -q -h '$d/run' -p $AIRA_PG_PORT -U postgres -d postgres -v ON_ERROR_STOP=1" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'aira') THEN
+    CREATE ROLE aira LOGIN PASSWORD 'aira' CREATEDB;
+  END IF;
+END $$;
+SELECT 'CREATE DATABASE aira OWNER aira' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'aira')\gexec
+SQL
+  log "postgresql ready"
+}
+
+pg_stop() {
+  local d; d="$(pg_dir)"
+  [ -f "$d/data/PG_VERSION" ] && pg_as "$AIRA_PG_BIN/pg_ctl -D '$d/data' -m fast -w stop" >/dev/null 2>&1 || true
+}
+
+servers_start() { rabbit_start; redis_start; pg_start; }
+servers_stop() { rabbit_stop; redis_stop; pg_stop; }
