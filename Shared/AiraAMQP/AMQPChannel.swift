@@ -29,8 +29,9 @@ public struct AMQPChannel: Sendable {
         let id = self.id
         return try await self.connection.call { session in
             guard let state = session.state, let channel = session.channels[id], channel.isOpen else { throw AMQPError.notConnected }
-            let arena = CArena()
-            let ok = amqp_queue_declare(state, id, arena.bytes(name), 1, 0, 0, 0, amqp_table_t(num_entries: 0, entries: nil))
+            let ok = withArena { arena in
+                amqp_queue_declare(state, id, arena.bytes(name), 1, 0, 0, 0, amqp_table_t(num_entries: 0, entries: nil))
+            }
             try session.check(amqp_get_rpc_reply(state), channel: id)
             guard let ok else { throw AMQPError.library(code: -1, "no declare-ok") }
             return AMQPQueueStatus(name: name, messageCount: ok.pointee.message_count, consumerCount: ok.pointee.consumer_count)
@@ -43,7 +44,7 @@ public struct AMQPChannel: Sendable {
         let id = self.id
         return try await self.connection.call { session in
             guard let state = session.state, let channel = session.channels[id], channel.isOpen else { throw AMQPError.notConnected }
-            let ok = amqp_queue_delete(state, id, CArena().bytes(name), 0, 0)
+            let ok = withArena { amqp_queue_delete(state, id, $0.bytes(name), 0, 0) }
             try session.check(amqp_get_rpc_reply(state), channel: id)
             channel.recovery.removeAll {
                 switch $0 {
@@ -61,7 +62,7 @@ public struct AMQPChannel: Sendable {
         let id = self.id
         return try await self.connection.call { session in
             guard let state = session.state, let channel = session.channels[id], channel.isOpen else { throw AMQPError.notConnected }
-            let ok = amqp_queue_purge(state, id, CArena().bytes(name))
+            let ok = withArena { amqp_queue_purge(state, id, $0.bytes(name)) }
             try session.check(amqp_get_rpc_reply(state), channel: id)
             return ok?.pointee.message_count ?? 0
         }
@@ -184,7 +185,7 @@ extension AMQPSession {
         guard let channel = self.channels[id], let consumer = channel.consumers.removeValue(forKey: tag) else { return }
         channel.recovery.removeAll { if case .consume(tag) = $0 { true } else { false } }
         if let state = self.state, channel.isOpen {
-            amqp_basic_cancel(state, id, CArena().bytes(tag))
+            _ = withArena { amqp_basic_cancel(state, id, $0.bytes(tag)) }
             try? self.check(amqp_get_rpc_reply(state), channel: id)
         }
         consumer.continuation.finish()

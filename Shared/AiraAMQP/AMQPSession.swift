@@ -159,6 +159,7 @@ final class AMQPSession {
         amqp_set_rpc_timeout(state, &rpcTimeout)
 
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }
         var properties = arena.table(["connection_name": .string(config.connectionName),
                                       "product": .string("aira")])
         let reply = aira_amqp_login_plain_properties(
@@ -227,6 +228,7 @@ final class AMQPSession {
     func apply(_ op: RecoveryOp, on channel: ChannelState, reopen: Bool = true) throws {
         guard let state = self.state else { throw AMQPError.notConnected }
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }
         let id = channel.id
         switch op {
         case .confirmSelect:
@@ -446,6 +448,7 @@ final class AMQPSession {
         var properties = properties
         if mandatory && properties.messageID == nil { properties.messageID = UUID().uuidString.lowercased() }
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }
         var props = arena.properties(properties)
         let rc = body.withUnsafeBytes { raw in
             amqp_basic_publish(state, id, arena.bytes(exchange), arena.bytes(routingKey), mandatory ? 1 : 0, 0, &props,

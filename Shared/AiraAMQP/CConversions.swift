@@ -5,6 +5,10 @@ import Glibc
 
 /// Owns the C memory of one call (strings, table entries) and frees it all at once afterwards.
 /// rabbitmq-c copies what it sends before returning, so the arena can end with the call.
+///
+/// Keep it alive across the C call (``withArena(_:)`` or `defer { withExtendedLifetime(arena) {} }`):
+/// Swift may free an object right after its last use,
+/// which would be before the C call that reads the pointers.
 final class CArena {
     private var allocations: [UnsafeMutableRawPointer] = []
 
@@ -176,4 +180,10 @@ func swiftProperties(_ c: amqp_basic_properties_t) -> AMQPProperties {
     if f & aira_amqp_flag_type() != 0 { p.type = c.type.string }
     if f & aira_amqp_flag_app_id() != 0 { p.appID = c.app_id.string }
     return p
+}
+
+/// Runs `body` with an arena that lives until `body` has returned.
+func withArena<T>(_ body: (CArena) throws -> T) rethrows -> T {
+    let arena = CArena()
+    return try withExtendedLifetime(arena) { try body(arena) }
 }
