@@ -120,20 +120,57 @@ public struct AMQPChannel: Sendable {
         continuation.onTermination = { _ in
             _ = connection.submit { session in session.cancelConsumer(channel: id, tag: tag) }
         }
+        try await self.startConsumer(tag: tag, queue: queue, noAck: noAck, exclusive: exclusive, arguments: arguments,
+                                     sink: .stream(continuation))
+        return AMQPConsumer(tag: tag, channel: self, deliveries: stream)
+    }
+
+    /// Starts a consumer whose deliveries are handed to `handler` on the connection's thread.
+    /// `handler` must not block. Returns the consumer tag.
+    package func consume(queue: String, noAck: Bool, handler: @escaping @Sendable (AMQPDelivery) -> Void) async throws -> String {
+        let tag = "aira-\(UUID().uuidString.lowercased())"
+        try await self.startConsumer(tag: tag, queue: queue, noAck: noAck, exclusive: false, arguments: [:],
+                                     sink: .callback(handler))
+        return tag
+    }
+
+    private func startConsumer(tag: String, queue: String, noAck: Bool, exclusive: Bool, arguments: AMQPTable,
+                               sink: DeliverySink) async throws {
+        let id = self.id
         try await self.connection.call { session in
             guard let channel = session.channels[id], channel.isOpen else { throw AMQPError.notConnected }
             channel.consumers[tag] = ConsumerRegistration(queue: queue, noAck: noAck, exclusive: exclusive,
-                                                          arguments: arguments, continuation: continuation)
+                                                          arguments: arguments, sink: sink)
             do {
                 try session.apply(.consume(tag: tag), on: channel)
                 channel.record(.consume(tag: tag))
             } catch {
                 channel.consumers[tag] = nil
-                continuation.finish()
+                sink.finish()
                 throw error
             }
         }
-        return AMQPConsumer(tag: tag, channel: self, deliveries: stream)
+    }
+
+    /// Asks for a consumer to be cancelled without waiting (usable from synchronous code, e.g.
+    /// a graceful-shutdown handler).
+    public func requestCancel(consumerTag: String) {
+        let id = self.id
+        _ = self.connection.submit { session in session.cancelConsumer(channel: id, tag: consumerTag) }
+    }
+
+    /// Closes the channel: its consumers end and it is not restored after reconnects.
+    public func close() async {
+        let id = self.id
+        try? await self.connection.call { session in
+            guard let channel = session.channels.removeValue(forKey: id) else { return }
+            for consumer in channel.consumers.values { consumer.sink.finish() }
+            channel.consumers = [:]
+            session.failPending(channel, with: .closed)
+            if let state = session.state, channel.isOpen {
+                _ = amqp_channel_close(state, id, 200)
+            }
+        }
     }
 
     /// Stops a consumer: the broker sends no more; its stream ends after what is buffered.
@@ -188,6 +225,7 @@ extension AMQPSession {
             _ = withArena { amqp_basic_cancel(state, id, $0.bytes(tag)) }
             try? self.check(amqp_get_rpc_reply(state), channel: id)
         }
-        consumer.continuation.finish()
+        consumer.sink.finish()
     }
 }
+

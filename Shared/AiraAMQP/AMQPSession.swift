@@ -30,12 +30,30 @@ enum RecoveryOp {
     case consume(tag: String)
 }
 
+/// Where a consumer's deliveries go: an async stream, or a callback run on the connection's
+/// thread (which must return at once; RPC replies use it to resume callers without a hop).
+enum DeliverySink: Sendable {
+    case stream(AsyncStream<AMQPDelivery>.Continuation)
+    case callback(@Sendable (AMQPDelivery) -> Void)
+
+    func deliver(_ delivery: AMQPDelivery) {
+        switch self {
+        case .stream(let c): c.yield(delivery)
+        case .callback(let f): f(delivery)
+        }
+    }
+
+    func finish() {
+        if case .stream(let c) = self { c.finish() }
+    }
+}
+
 struct ConsumerRegistration {
     var queue: String
     var noAck: Bool
     var exclusive: Bool
     var arguments: AMQPTable
-    var continuation: AsyncStream<AMQPDelivery>.Continuation
+    var sink: DeliverySink
 }
 
 struct PendingPublish {
@@ -131,7 +149,7 @@ final class AMQPSession {
         }
         for channel in self.channels.values {
             self.failPending(channel, with: .closed)
-            for consumer in channel.consumers.values { consumer.continuation.finish() }
+            for consumer in channel.consumers.values { consumer.sink.finish() }
             channel.consumers = [:]
         }
         self.status.update(connected: false, closed: true)
@@ -356,7 +374,7 @@ final class AMQPSession {
                                         routingKey: routingKey, consumerTag: tag, properties: properties, body: body,
                                         channelEpoch: channel.epoch)
             if let consumer = channel.consumers[tag] {
-                consumer.continuation.yield(delivery)
+                consumer.sink.deliver(delivery)
             } else if let state = self.state {
                 // Consumer already cancelled: hand the message back at once.
                 _ = amqp_basic_reject(state, id, deliveryTag, 1)
@@ -388,7 +406,7 @@ final class AMQPSession {
             let tag = c.consumer_tag.string
             if let channel = self.channels[id], let consumer = channel.consumers.removeValue(forKey: tag) {
                 channel.recovery.removeAll { if case .consume(tag) = $0 { true } else { false } }
-                consumer.continuation.finish()
+                consumer.sink.finish()
                 self.logger.warning("consumer cancelled by broker", metadata: ["queue": "\(consumer.queue)"])
             }
         case Method.connectionBlocked:

@@ -1,0 +1,60 @@
+import Foundation
+
+/// A message body Aira sends over the broker: JSON, with a versioned type name such as
+/// `audit.event.v1`. A breaking change gets a new type name, never an edit of the old one.
+public protocol MessageContract: Codable, Sendable {
+    static var messageType: String { get }
+}
+
+/// JSON as every Aira message uses it: ISO 8601 dates with fractional seconds.
+public enum MessageCoding {
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(iso8601(date))
+        }
+        return Array(try encoder.encode(value))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let c = try decoder.singleValueContainer()
+            let text = try c.decode(String.self)
+            guard let date = parseISO8601(text) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an ISO 8601 date: \(text)")
+            }
+            return date
+        }
+        return try decoder.decode(T.self, from: Data(bytes))
+    }
+
+    /// A readable one-line reason for a decoding failure (goes into `x-aira-error`).
+    public static func describe(_ error: any Error) -> String {
+        guard let e = error as? DecodingError else { return String(describing: error) }
+        func path(_ ctx: DecodingError.Context) -> String {
+            let p = ctx.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return p.isEmpty ? "body" : p
+        }
+        switch e {
+        case .keyNotFound(let key, let ctx): return "missing field '\(key.stringValue)' at \(path(ctx))"
+        case .typeMismatch(let type, let ctx): return "wrong type at \(path(ctx)): expected \(type)"
+        case .valueNotFound(let type, let ctx): return "null at \(path(ctx)): expected \(type)"
+        case .dataCorrupted(let ctx):
+            let underlying = (ctx.underlyingError as NSError?)?.localizedDescription
+            return "invalid JSON at \(path(ctx)): \(ctx.debugDescription)\(underlying.map { " (\($0))" } ?? "")"
+        @unknown default: return String(describing: e)
+        }
+    }
+}
+
+public func iso8601(_ date: Date) -> String {
+    date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        .replacingOccurrences(of: "+0000", with: "Z")
+}
+
+public func parseISO8601(_ text: String) -> Date? {
+    if let d = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) { return d }
+    return try? Date(text, strategy: .iso8601)
+}

@@ -1,0 +1,81 @@
+import AiraAMQP
+import AiraCore
+import Logging
+
+/// Handles one message type from one queue. Throw a ``PermanentError`` when retrying cannot
+/// help, a ``TransientError`` (or any other error) when it might. Handlers must be idempotent:
+/// a redelivered or replayed message must have the effect of one (use `context.messageID`).
+public protocol MessageHandler: Sendable {
+    associatedtype Message: MessageContract
+    func handle(_ message: Message, context: MessageContext) async throws
+}
+
+/// What a handler knows about the message it handles, and how it publishes follow-up messages
+/// in the same trace and correlation.
+public struct MessageContext: Sendable {
+    public let message: InboundMessage
+    public let queue: String
+    public var logger: Logger
+    public let publisher: MessagePublisher
+
+    public var messageID: String { self.message.messageID ?? "" }
+    public var correlationID: String { self.message.correlationID ?? self.messageID }
+    /// Failed attempts before this one.
+    public var attempts: Int { self.message.attempts }
+    /// A child span of the message's trace, for what this handler publishes.
+    public let traceparent: String
+
+    init(message: InboundMessage, queue: String, logger: Logger, publisher: MessagePublisher) {
+        self.message = message
+        self.queue = queue
+        self.logger = logger
+        self.publisher = publisher
+        self.traceparent = TraceParent.child(of: message.traceparent)
+    }
+
+    /// Publishes a follow-up message carrying this message's correlation id and trace.
+    @discardableResult
+    public func publish<M: MessageContract>(_ message: M, routingKey: String) async throws -> String {
+        try await self.publisher.publish(message, routingKey: routingKey, correlationID: self.correlationID,
+                                         traceparent: self.traceparent)
+    }
+}
+
+/// The checks every consumer makes before its handler runs, in order.
+enum Admission<Message: MessageContract> {
+    case accept(Message)
+    case reject(code: String, reason: String, disposition: FailurePlan.Disposition)
+
+    static func check(_ message: InboundMessage, spec: QueueSpec) -> Admission {
+        if message.deliveryCount >= spec.deliveryLimit {
+            return .reject(code: "delivery_limit",
+                           reason: "delivered \(message.deliveryCount + 1) times without an acknowledgement: consumers crashed or disconnected while handling it",
+                           disposition: .deliveryLimit)
+        }
+        guard let type = message.type else {
+            return .reject(code: "unknown_message_type", reason: "message has no type (expected '\(Message.messageType)')",
+                           disposition: .permanent)
+        }
+        guard type == Message.messageType else {
+            return .reject(code: "unknown_message_type",
+                           reason: "unknown message type '\(type)' for queue \(spec.name) (expected '\(Message.messageType)')",
+                           disposition: .permanent)
+        }
+        do {
+            return .accept(try MessageCoding.decode(Message.self, from: message.body))
+        } catch {
+            return .reject(code: "decoding_failed", reason: "undecodable \(type): \(MessageCoding.describe(error))",
+                           disposition: .permanent)
+        }
+    }
+}
+
+extension Logger {
+    func with(_ message: InboundMessage, queue: String) -> Logger {
+        var l = self
+        l[metadataKey: LogKey.messageID] = "\(message.messageID ?? "-")"
+        l[metadataKey: LogKey.correlationID] = "\(message.correlationID ?? "-")"
+        l[metadataKey: LogKey.queue] = "\(queue)"
+        return l
+    }
+}

@@ -1,0 +1,143 @@
+import AiraAMQP
+import AiraMessaging
+import Foundation
+import Testing
+
+struct EchoRequest: MessageContract {
+    static let messageType = "test.echo.request.v1"
+    var text: String
+    var delayMilliseconds: Int?
+}
+
+struct EchoResponse: Codable, Sendable, Equatable {
+    var echoed: String
+}
+
+struct EchoHandler: RPCHandler {
+    let recorder: Recorder
+    func handle(_ request: EchoRequest, context: MessageContext) async throws -> EchoResponse {
+        _ = self.recorder.handled(request.text, attempt: context.attempts)
+        if let d = request.delayMilliseconds { try await Task.sleep(for: .milliseconds(d)) }
+        if request.text == "forbidden" { throw RPCErrorReply(code: "forbidden", message: "not allowed", details: ["why": "test"]) }
+        if request.text == "flaky" && self.recorder.count("flaky") < 3 { throw TransientError(code: "flaky", "try again") }
+        return EchoResponse(echoed: request.text.uppercased())
+    }
+}
+
+@Suite("RPC over direct reply-to", .enabled(if: TestServers.available))
+struct RPCTests {
+    func serve(_ h: MessagingHarness, recorder: Recorder) -> (QueueSpec, RunningServices) {
+        let q = uniqueName("rpc")
+        let spec = QueueSpec(name: q, bindings: ["\(q).call"], kind: .rpc, retry: RetryPolicy(tiers: [.milliseconds(50)], maxAttempts: 5),
+                             maxLength: 1000)
+        let server = RPCServer(spec: spec, handler: EchoHandler(recorder: recorder), connection: h.connection,
+                               publisher: h.publisher, options: ConsumerOptions(concurrency: 4, prefetch: 8), logger: TestServers.logger)
+        return (spec, RunningServices([server]))
+    }
+
+    @Test("success, typed error, in-process retry")
+    func successAndErrors() async throws {
+        let h = try await MessagingHarness.make()
+        let recorder = Recorder()
+        let (spec, services) = serve(h, recorder: recorder)
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+
+        let ok = try await client.call(EchoRequest(text: "hello"), routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .seconds(5))
+        #expect(ok == EchoResponse(echoed: "HELLO"))
+
+        await #expect {
+            _ = try await client.call(EchoRequest(text: "forbidden"), routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .seconds(5))
+        } throws: { error in
+            guard case RPCCallError.remote(let reply) = error else { return false }
+            return reply.code == "forbidden" && reply.details?["why"] == "test"
+        }
+
+        let flaky = try await client.call(EchoRequest(text: "flaky"), routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .seconds(5))
+        #expect(flaky == EchoResponse(echoed: "FLAKY"))
+        #expect(recorder.count("flaky") == 3)
+
+        // Many concurrent calls all get their own answer.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    let r = try await client.call(EchoRequest(text: "n\(i)"), routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .seconds(10))
+                    #expect(r.echoed == "N\(i)")
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(client.inFlight == 0)
+        await services.stop()
+        await h.tearDown(spec)
+    }
+
+    @Test("deadline: the caller times out, and the server drops the expired request")
+    func deadline() async throws {
+        let h = try await MessagingHarness.make()
+        let recorder = Recorder()
+        let (spec, services) = serve(h, recorder: recorder)
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+
+        let started = ContinuousClock.now
+        await #expect {
+            _ = try await client.call(EchoRequest(text: "slow", delayMilliseconds: 1500), routingKey: spec.bindings[0],
+                                      expecting: EchoResponse.self, timeout: .milliseconds(300))
+        } throws: { error in
+            if case RPCCallError.timeout = error { return true }
+            return false
+        }
+        #expect(ContinuousClock.now - started < .milliseconds(1000))
+
+        // Let the slow handler finish (its reply goes nowhere), then occupy all 4 handlers and
+        // queue a request whose deadline passes while it waits.
+        try await Task.sleep(for: .milliseconds(1400))
+        for i in 0..<4 {
+            Task { _ = try? await client.call(EchoRequest(text: "busy\(i)", delayMilliseconds: 800), routingKey: spec.bindings[0],
+                                              expecting: EchoResponse.self, timeout: .seconds(5)) }
+        }
+        #expect(try await eventually { (0..<4).allSatisfy { recorder.count("busy\($0)") == 1 } })
+        await #expect(throws: RPCCallError.self) {
+            _ = try await client.call(EchoRequest(text: "late"), routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .milliseconds(200))
+        }
+        try await Task.sleep(for: .milliseconds(1200))
+        #expect(recorder.count("late") == 0) // dropped unhandled: its caller had given up
+        await services.stop()
+        await h.tearDown(spec)
+    }
+
+    @Test("no server bound: a call fails fast as unavailable")
+    func noServer() async throws {
+        let h = try await MessagingHarness.make()
+        let client = try await RPCClient.open(on: h.connection)
+        let started = ContinuousClock.now
+        await #expect {
+            _ = try await client.call(EchoRequest(text: "x"), routingKey: uniqueName("nobody"), expecting: EchoResponse.self, timeout: .seconds(5))
+        } throws: { error in
+            guard case RPCCallError.unavailable(.unroutable) = error else { return false }
+            return true
+        }
+        #expect(ContinuousClock.now - started < .seconds(1))
+        await h.tearDown()
+    }
+
+    @Test("an undecodable request is dead-lettered and answered bad_request")
+    func badRequest() async throws {
+        let h = try await MessagingHarness.make()
+        let recorder = Recorder()
+        let (spec, services) = serve(h, recorder: recorder)
+        #expect(try await h.waitForConsumers(spec.name))
+        struct Wrong: MessageContract { static let messageType = EchoRequest.messageType; var unrelated: Int }
+        let client = try await RPCClient.open(on: h.connection)
+        await #expect {
+            _ = try await client.call(Wrong(unrelated: 1), routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .seconds(5))
+        } throws: { error in
+            guard case RPCCallError.remote(let reply) = error else { return false }
+            return reply.code == RPCErrorReply.badRequestCode && reply.message.contains("missing field 'text'")
+        }
+        #expect(try await eventually { try await h.depth(spec.deadLetterQueue) == 1 })
+        await services.stop()
+        await h.tearDown(spec)
+    }
+}
