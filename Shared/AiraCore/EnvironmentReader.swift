@@ -6,6 +6,12 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     public var value: String
     public var expected: String
     public var description: String { "\(key)=\"\(value)\": expected \(expected)" }
+
+    public init(key: String, value: String, expected: String) {
+        self.key = key
+        self.value = value
+        self.expected = expected
+    }
 }
 
 /// Typed reads of environment variables with defaults. Every Aira executable reads its

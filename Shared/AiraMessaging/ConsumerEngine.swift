@@ -72,6 +72,11 @@ final class ConsumerEngine: Sendable {
                         continue
                     }
                     await limiter.acquire()
+                    if self.shuttingDown { // shutdown began while waiting for a free handler
+                        limiter.release()
+                        consumer.channel.reject(delivery, requeue: true)
+                        continue
+                    }
                     inFlight.record(limiter.inFlight)
                     self.spawn {
                         await process(delivery, consumer.channel)

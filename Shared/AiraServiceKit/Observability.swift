@@ -1,0 +1,77 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import Synchronization
+
+/// A named readiness condition: the service is ready only while every check passes.
+public struct ReadinessCheck: Sendable {
+    public var name: String
+    public var check: @Sendable () async -> Bool
+
+    public init(_ name: String, _ check: @escaping @Sendable () async -> Bool) {
+        self.name = name
+        self.check = check
+    }
+}
+
+/// Set when graceful shutdown begins, so readiness turns false before anything stops.
+public final class ShutdownFlag: Service, Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public var isShuttingDown: Bool { self.flag.load(ordering: .relaxed) }
+    public func run() async throws {
+        try? await gracefulShutdown()
+        self.flag.store(true, ordering: .relaxed)
+    }
+}
+
+/// The routes every executable serves on its own port: `/health/live`, `/health/ready` and
+/// `/metrics` (Prometheus text format). Services with an HTTP API add these to their router.
+public enum ObservabilityRoutes {
+    public static func add<Context: RequestContext>(to router: Router<Context>, registry: PrometheusCollectorRegistry,
+                                                    checks: [ReadinessCheck], shutdown: ShutdownFlag) {
+        router.get("/health/live") { _, _ in
+            Self.json(.ok, ["status": "live"])
+        }
+        router.get("/health/ready") { _, _ in
+            var results: [String: Bool] = [:]
+            await withTaskGroup(of: (String, Bool).self) { group in
+                for c in checks {
+                    group.addTask {
+                        // A check that hangs counts as failed after 2 s.
+                        await withTaskGroup(of: Bool.self) { race in
+                            race.addTask { await c.check() }
+                            race.addTask { try? await Task.sleep(for: .seconds(2)); return false }
+                            let first = await race.next() ?? false
+                            race.cancelAll()
+                            return (c.name, first)
+                        }
+                    }
+                }
+                for await (name, ok) in group { results[name] = ok }
+            }
+            let stopping = shutdown.isShuttingDown
+            let ready = !stopping && results.values.allSatisfy { $0 }
+            var body: [String: Any] = ["status": ready ? "ready" : "not_ready", "checks": results]
+            if stopping { body["reason"] = "shutting down" }
+            return Self.json(ready ? .ok : .serviceUnavailable, body)
+        }
+        router.get("/metrics") { _, _ in
+            var buffer = ByteBuffer()
+            buffer.writeBytes(registry.emitToBuffer())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: buffer))
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

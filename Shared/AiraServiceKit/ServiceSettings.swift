@@ -1,0 +1,72 @@
+import AiraAMQP
+import AiraCore
+import AiraMessaging
+import AiraPostgres
+import AiraRedis
+import Logging
+
+/// What every Aira executable reads from its environment. docs/configuration.md lists each
+/// variable with its default; a bad value stops start-up with a message naming the variable.
+public struct ServiceSettings: Sendable {
+    /// The executable's name (logs, metrics, the broker's connection name).
+    public var name: String
+    /// `AIRA_HTTP_HOST` (default 127.0.0.1) and `AIRA_HTTP_PORT`: /health and /metrics (0 = any free port).
+    public var httpHost: String
+    public var httpPort: Int
+    /// `AIRA_AMQP_URL`, `AIRA_REDIS_URL`, `AIRA_DATABASE_URL`.
+    public var amqpURL: String
+    public var redisURL: String
+    public var databaseURL: String
+    /// `AIRA_LOG_LEVEL` (trace…critical, default info) and `AIRA_LOG_FORMAT` (json or text).
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+    /// `AIRA_AMQP_STARTUP_TIMEOUT`: how long start-up waits for the broker before giving up.
+    public var brokerStartupTimeout: Duration
+    /// `AIRA_CONCURRENCY`, `AIRA_PREFETCH`, `AIRA_SHUTDOWN_TIMEOUT`.
+    public var consumer: ConsumerOptions
+    /// `AIRA_DB_POOL_SIZE`, `AIRA_REDIS_POOL_SIZE`.
+    public var databasePoolSize: Int
+    public var redisPoolSize: Int
+    public let environment: EnvironmentReader
+
+    public enum LogFormat: String, Sendable { case json, text }
+
+    public init(name: String, defaultPort: Int, consumerDefaults: ConsumerOptions = ConsumerOptions(),
+                environment: EnvironmentReader = EnvironmentReader()) throws {
+        self.name = name
+        self.environment = environment
+        self.httpHost = environment.string("AIRA_HTTP_HOST", default: "127.0.0.1")
+        self.httpPort = try environment.int("AIRA_HTTP_PORT", default: defaultPort, range: 0...65_535)
+        self.amqpURL = environment.string("AIRA_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")
+        self.redisURL = environment.string("AIRA_REDIS_URL", default: "redis://127.0.0.1:6379")
+        self.databaseURL = environment.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira")
+        let level = environment.string("AIRA_LOG_LEVEL", default: "info")
+        guard let parsedLevel = Logger.Level(rawValue: level) else {
+            throw ConfigurationError(key: "AIRA_LOG_LEVEL", value: level, expected: "trace, debug, info, notice, warning, error or critical")
+        }
+        self.logLevel = parsedLevel
+        let format = environment.string("AIRA_LOG_FORMAT", default: "json")
+        guard let parsedFormat = LogFormat(rawValue: format) else {
+            throw ConfigurationError(key: "AIRA_LOG_FORMAT", value: format, expected: "json or text")
+        }
+        self.logFormat = parsedFormat
+        self.brokerStartupTimeout = try environment.duration("AIRA_AMQP_STARTUP_TIMEOUT", default: .seconds(60))
+        self.consumer = try ConsumerOptions(environment: environment, defaults: consumerDefaults)
+        self.databasePoolSize = try environment.int("AIRA_DB_POOL_SIZE", default: 8, range: 1...200)
+        self.redisPoolSize = try environment.int("AIRA_REDIS_POOL_SIZE", default: 8, range: 1...200)
+    }
+
+    public func amqpConfiguration() throws -> AMQPConfiguration {
+        try AMQPConfiguration(url: self.amqpURL, connectionName: self.name)
+    }
+
+    public func redisConfiguration() throws -> RedisConfiguration {
+        var c = try RedisConfiguration(url: self.redisURL)
+        c.poolSize = self.redisPoolSize
+        return c
+    }
+
+    public func postgresConfiguration() -> PostgresConfiguration {
+        PostgresConfiguration(url: self.databaseURL, poolSize: self.databasePoolSize, applicationName: self.name)
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// An `aira-test-worker` process started by a test.
+final class WorkerProcess: @unchecked Sendable {
+    let process = Process()
+    let logURL: URL
+
+    static var binDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["AIRA_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    }
+
+    init(queue: String, key: String, worker: String, environment extra: [String: String] = [:]) throws {
+        self.logURL = FileManager.default.temporaryDirectory.appendingPathComponent("aira-test-worker-\(worker)-\(UUID().uuidString.prefix(6)).log")
+        FileManager.default.createFile(atPath: self.logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: self.logURL)
+        self.process.executableURL = Self.binDirectory.appendingPathComponent("aira-test-worker")
+        var env = ProcessInfo.processInfo.environment
+        env["AIRA_TEST_QUEUE"] = queue
+        env["AIRA_TEST_KEY"] = key
+        env["AIRA_WORKER_ID"] = worker
+        env["AIRA_HTTP_PORT"] = "0"
+        env["AIRA_LOG_LEVEL"] = env["AIRA_TEST_WORKER_LOG_LEVEL"] ?? "info"
+        env.merge(extra) { $1 }
+        self.process.environment = env
+        self.process.standardOutput = log
+        self.process.standardError = log
+        try self.process.run()
+    }
+
+    var isRunning: Bool { self.process.isRunning }
+
+    func terminate() { kill(self.process.processIdentifier, SIGTERM) }
+    func kill9() { kill(self.process.processIdentifier, SIGKILL) }
+
+    /// Waits for the process to exit; returns its status, or nil if it is still running.
+    func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while self.process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return self.process.isRunning ? nil : self.process.terminationStatus
+    }
+
+    var log: String { (try? String(contentsOf: self.logURL, encoding: .utf8)) ?? "" }
+
+    deinit {
+        if self.process.isRunning { self.kill9() }
+        try? FileManager.default.removeItem(at: self.logURL)
+    }
+}
