@@ -69,7 +69,10 @@ let package = Package(
         .executableTarget(name: "aira-bench-messaging", dependencies: ["AiraMessaging", "CRabbitMQ"],
                           path: "Tests/Benchmarks/AiraBenchMessaging", swiftSettings: swiftSettings),
 
-        .testTarget(name: "AiraUnitTests", dependencies: ["AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit"],
+        .testTarget(name: "AiraUnitTests", dependencies: [
+            "AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ],
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "AiraIntegrationTests", dependencies: ["AiraServiceKit"],
                     path: "Tests/AiraIntegrationTests", swiftSettings: swiftSettings),

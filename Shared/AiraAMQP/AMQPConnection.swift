@@ -36,10 +36,9 @@ public final class AMQPConnection: Sendable {
         guard first else { return }
         let session = UncheckedBox(AMQPSession(configuration: self.configuration, logger: self.logger,
                                                mailbox: self.mailbox, status: self.status))
-        let thread = Thread { session.value.run() }
-        thread.name = "amqp:\(self.configuration.connectionName)"
-        thread.stackSize = 1 << 20
-        thread.start()
+        startDedicatedThread(name: "amqp-\(self.configuration.connectionName.replacingOccurrences(of: "aira-", with: ""))") {
+            session.value.run()
+        }
     }
 
     /// Starts a connection and waits until it is up.

@@ -17,7 +17,7 @@ package final class OwnerThread<Resource>: @unchecked Sendable {
     package init(name: String) {
         let mailbox = self.mailbox
         let finished = self.finished
-        let thread = Thread {
+        startDedicatedThread(name: name) {
             var resource: Resource? = nil
             while true {
                 let jobs = mailbox.drain()
@@ -32,9 +32,6 @@ package final class OwnerThread<Resource>: @unchecked Sendable {
             resource = nil
             finished.signal()
         }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
     }
 
     /// Runs `body` on the owner thread and returns its result.
