@@ -19,7 +19,6 @@ public final class AMQPConnection: Sendable {
     let mailbox = Mailbox<Job>()
     let status = ConnectionStatusBox()
     private let started = Mutex(false)
-    private let nextChannelID = Mutex<UInt16>(0)
 
     /// Creates the connection object; nothing happens until ``start()`` (or `run()` as a Service).
     public init(configuration: AMQPConfiguration, logger: Logger) {
@@ -67,21 +66,25 @@ public final class AMQPConnection: Sendable {
 
     /// Opens a new channel. It stays usable across reconnects (it is reopened and restored).
     public func openChannel() async throws -> AMQPChannel {
-        let id = try self.nextChannelID.withLock { next -> UInt16 in
-            guard next < UInt16.max - 1 else { throw AMQPError.library(code: -1, "out of channel numbers") }
-            next += 1
-            return next
-        }
-        try await self.call { session in
+        let id = try await self.call { session -> UInt16 in
+            // The lowest free number: closed channels' numbers are reused (the broker allows
+            // at most channel_max, 2047 by default, open at once).
+            guard let id = (1...UInt16(2047)).first(where: { session.channels[$0] == nil }) else {
+                throw AMQPError.library(code: -1, "all 2047 channel numbers are in use")
+            }
             let channel = ChannelState(id: id)
             session.channels[id] = channel
-            guard session.isConnected else { throw AMQPError.notConnected }
+            guard session.isConnected else {
+                session.channels[id] = nil
+                throw AMQPError.notConnected
+            }
             do {
                 try session.openAndRecover(channel)
             } catch {
                 session.channels[id] = nil
                 throw error
             }
+            return id
         }
         return AMQPChannel(id: id, connection: self)
     }

@@ -83,7 +83,7 @@ final class ConsumerEngine: Sendable {
                         limiter.release()
                     }
                 }
-                if self.shuttingDown { break }
+                if self.shuttingDown || Task.isCancelled { break }
                 // The broker cancelled the consumer (queue deleted?) or the connection closed.
                 attempt += 1
                 let delay = Backoff().delay(attempt: attempt)
@@ -129,7 +129,7 @@ final class ConsumerEngine: Sendable {
     /// connection is closed, or shutdown begins (then nil).
     private func setUp() async -> AMQPConsumer? {
         var attempt = 0
-        while !self.shuttingDown {
+        while !self.shuttingDown && !Task.isCancelled {
             var channel: AMQPChannel?
             do {
                 try await self.connection.waitUntilConnected(timeout: .seconds(5))

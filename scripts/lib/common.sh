@@ -49,7 +49,6 @@ aira_install() {
 rabbit_env() {
   local d="$AIRA_DATA/rabbitmq"
   mkdir -p "$d/mnesia" "$d/log" "$d/home"
-  export HOME_ORIG="${HOME_ORIG:-$HOME}"
   export HOME="$d/home"
   export RABBITMQ_MNESIA_BASE="$d/mnesia"
   export RABBITMQ_LOG_BASE="$d/log"
@@ -75,26 +74,26 @@ CONF
 
 rabbit_ctl() { ( rabbit_env; "$RABBIT_BIN/rabbitmqctl" "$@" ); }
 
-rabbit_start() {
+rabbit_start() ( # a subshell: rabbit_env changes HOME
   rabbit_env
-  if "$RABBIT_BIN/rabbitmqctl" -q status >/dev/null 2>&1; then log "rabbitmq already running"; return; fi
+  if "$RABBIT_BIN/rabbitmqctl" -q status >/dev/null 2>&1; then log "rabbitmq already running"; exit 0; fi
   log "starting rabbitmq on 127.0.0.1:$AIRA_AMQP_PORT"
   "$RABBIT_BIN/rabbitmq-server" -detached
   local i
   for i in $(seq 1 120); do
     if "$RABBIT_BIN/rabbitmqctl" -q await_startup --timeout 5 >/dev/null 2>&1; then
-      log "rabbitmq ready"; return
+      log "rabbitmq ready"; exit 0
     fi
     sleep 0.5
   done
   tail -n 40 "$RABBITMQ_LOG_BASE"/*.log >&2 || true
   die "rabbitmq did not start"
-}
+)
 
-rabbit_stop() {
-  rabbit_env
-  "$RABBIT_BIN/rabbitmqctl" -q stop >/dev/null 2>&1 || true
-}
+rabbit_stop() ( rabbit_env; "$RABBIT_BIN/rabbitmqctl" -q stop >/dev/null 2>&1 || true )
+rabbit_running() ( rabbit_env; "$RABBIT_BIN/rabbitmqctl" -q status >/dev/null 2>&1 )
+redis_running() { redis-cli -p "$AIRA_REDIS_PORT" ping >/dev/null 2>&1; }
+pg_running() { pg_as "$AIRA_PG_BIN/pg_isready -q -h 127.0.0.1 -p $AIRA_PG_PORT" 2>/dev/null; }
 
 # --- Redis -----------------------------------------------------------------------------
 
