@@ -87,7 +87,7 @@ public struct AMQPChannel: Sendable {
     /// connection dropped before the confirm arrived.
     public func publish(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties = AMQPProperties(),
                         mandatory: Bool = false) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             self.publish(exchange: exchange, routingKey: routingKey, body: body, properties: properties,
                          mandatory: mandatory) { result in
                 continuation.resume(with: result.mapError { $0 as any Error })
@@ -125,12 +125,13 @@ public struct AMQPChannel: Sendable {
         return AMQPConsumer(tag: tag, channel: self, deliveries: stream)
     }
 
-    /// Starts a consumer whose deliveries are handed to `handler` on the connection's thread.
-    /// `handler` must not block. Returns the consumer tag.
-    package func consume(queue: String, noAck: Bool, handler: @escaping @Sendable (AMQPDelivery) -> Void) async throws -> String {
+    /// Starts a consumer whose deliveries are handed to `handler` on the connection's thread
+    /// (it must not block); `ended` runs once when the consumer stops. Returns the consumer tag.
+    package func consume(queue: String, noAck: Bool, handler: @escaping @Sendable (AMQPDelivery) -> Void,
+                         ended: @escaping @Sendable () -> Void = {}) async throws -> String {
         let tag = "aira-\(UUID().uuidString.lowercased())"
         try await self.startConsumer(tag: tag, queue: queue, noAck: noAck, exclusive: false, arguments: [:],
-                                     sink: .callback(handler))
+                                     sink: .callback(deliver: handler, ended: ended))
         return tag
     }
 
@@ -163,6 +164,7 @@ public struct AMQPChannel: Sendable {
     public func close() async {
         let id = self.id
         try? await self.connection.call { session in
+            session.flushAcks() // acks requested before the close go out first
             guard let channel = session.channels.removeValue(forKey: id) else { return }
             for consumer in channel.consumers.values { consumer.sink.finish() }
             channel.consumers = [:]
@@ -219,6 +221,7 @@ public struct AMQPConsumer: Sendable {
 
 extension AMQPSession {
     func cancelConsumer(channel id: UInt16, tag: String) {
+        self.flushAcks()
         guard let channel = self.channels[id], let consumer = channel.consumers.removeValue(forKey: tag) else { return }
         channel.recovery.removeAll { if case .consume(tag) = $0 { true } else { false } }
         if let state = self.state, channel.isOpen {

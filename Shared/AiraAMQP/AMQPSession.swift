@@ -34,17 +34,22 @@ enum RecoveryOp {
 /// thread (which must return at once; RPC replies use it to resume callers without a hop).
 enum DeliverySink: Sendable {
     case stream(AsyncStream<AMQPDelivery>.Continuation)
-    case callback(@Sendable (AMQPDelivery) -> Void)
+    /// `deliver` for each message; `ended` once, when the consumer stops (cancelled by either
+    /// side, channel closed, connection closed for good).
+    case callback(deliver: @Sendable (AMQPDelivery) -> Void, ended: @Sendable () -> Void)
 
     func deliver(_ delivery: AMQPDelivery) {
         switch self {
         case .stream(let c): c.yield(delivery)
-        case .callback(let f): f(delivery)
+        case .callback(let f, _): f(delivery)
         }
     }
 
     func finish() {
-        if case .stream(let c) = self { c.finish() }
+        switch self {
+        case .stream(let c): c.finish()
+        case .callback(_, let ended): ended()
+        }
     }
 }
 
@@ -67,13 +72,10 @@ final class ChannelState {
     var isOpen = false
     var epoch: UInt64 = 0
     var confirmMode = false
-    var nextPublishTag: UInt64 = 1
-    var lowestPending: UInt64 = 1
-    var pending: [UInt64: PendingPublish] = [:]
-    /// Pending mandatory publishes by message id, to match `basic.return` to its publish.
-    var returnIndex: [String: [UInt64]] = [:]
+    var confirms = ConfirmTracker()
     var consumers: [String: ConsumerRegistration] = [:]
     var recovery: [RecoveryOp] = []
+    var acks = AckTracker()
 
     init(id: UInt16) { self.id = id }
 
@@ -105,6 +107,9 @@ final class AMQPSession {
     var reconnectAttempt = 0
     var nextReconnect = ContinuousClock.now
     var heartbeatSeconds: Int32 = 0
+    var channelsWithAcks: Set<UInt16> = []
+    /// Reused by every publish (reset each time): no malloc per string on the hot path.
+    let publishArena = CArena()
 
     init(configuration: AMQPConfiguration, logger: Logger, mailbox: Mailbox<AMQPConnection.Job>, status: ConnectionStatusBox) {
         self.configuration = configuration
@@ -120,7 +125,13 @@ final class AMQPSession {
     func run() {
         while true {
             let jobs = self.mailbox.drain()
+            // Several jobs at once (a burst of publishes or acks): hold the socket's output
+            // until all are written, so they leave in a few packets instead of one each.
+            let cork = jobs.count > 1 ? self.state.map { amqp_get_sockfd($0) } : nil
+            if let fd = cork { setCork(fd, true) }
             for job in jobs { job(self) }
+            self.flushAcks()
+            if let fd = cork, self.state != nil { setCork(fd, false) }
             if self.closing { break }
 
             if let state = self.state {
@@ -142,6 +153,7 @@ final class AMQPSession {
     }
 
     private func shutdown() {
+        self.flushAcks()
         if let state = self.state {
             _ = amqp_connection_close(state, 200)
             amqp_destroy_connection(state)
@@ -237,9 +249,9 @@ final class AMQPSession {
         try self.check(amqp_get_rpc_reply(state), channel: channel.id, reopen: false)
         channel.isOpen = true
         channel.epoch &+= 1
+        channel.acks = AckTracker()
         channel.confirmMode = false
-        channel.nextPublishTag = 1
-        channel.lowestPending = 1
+        channel.confirms = ConfirmTracker()
         for op in channel.recovery { try self.apply(op, on: channel, reopen: false) }
     }
 
@@ -334,11 +346,7 @@ final class AMQPSession {
     }
 
     func failPending(_ channel: ChannelState, with error: AMQPError) {
-        let pending = channel.pending
-        channel.pending = [:]
-        channel.returnIndex = [:]
-        channel.lowestPending = channel.nextPublishTag
-        for tag in pending.keys.sorted() { pending[tag]!.completion(.failure(error)) }
+        for p in channel.confirms.takeAll() { p.completion(.failure(error)) }
     }
 
     // MARK: - Incoming frames
@@ -374,6 +382,7 @@ final class AMQPSession {
                                         routingKey: routingKey, consumerTag: tag, properties: properties, body: body,
                                         channelEpoch: channel.epoch)
             if let consumer = channel.consumers[tag] {
+                if !consumer.noAck { channel.acks.delivered(deliveryTag) }
                 consumer.sink.deliver(delivery)
             } else if let state = self.state {
                 // Consumer already cancelled: hand the message back at once.
@@ -390,9 +399,8 @@ final class AMQPSession {
             let error = AMQPError.unroutable(exchange: r.exchange.string, routingKey: r.routing_key.string,
                                              replyText: "\(r.reply_code) \(r.reply_text.string)")
             guard let (properties, _) = self.readContent(channel: id) else { return }
-            if let channel = self.channels[id], let messageID = properties.messageID,
-               let tag = channel.returnIndex[messageID]?.first(where: { channel.pending[$0]?.returned == nil }) {
-                channel.pending[tag]?.returned = error
+            if let channel = self.channels[id], let messageID = properties.messageID {
+                channel.confirms.markReturned(messageID: messageID, error)
             }
         case Method.channelClose:
             let c = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
@@ -433,26 +441,15 @@ final class AMQPSession {
 
     private func confirm(channel id: UInt16, tag: UInt64, multiple: Bool, ok: Bool) {
         guard let channel = self.channels[id] else { return }
-        func complete(_ t: UInt64) {
-            guard let p = channel.pending.removeValue(forKey: t) else { return }
-            if let messageID = p.messageID {
-                channel.returnIndex[messageID]?.removeAll { $0 == t }
-                if channel.returnIndex[messageID]?.isEmpty == true { channel.returnIndex[messageID] = nil }
-            }
+        func complete(_ p: PendingPublish) {
             if !ok { p.completion(.failure(.publishRejected)) }
             else if let returned = p.returned { p.completion(.failure(returned)) }
             else { p.completion(.success(())) }
         }
         if multiple {
-            if channel.lowestPending <= tag {
-                for t in channel.lowestPending...tag { complete(t) }
-            }
-            channel.lowestPending = max(channel.lowestPending, tag + 1)
-        } else {
-            complete(tag)
-        }
-        while channel.lowestPending < channel.nextPublishTag, channel.pending[channel.lowestPending] == nil {
-            channel.lowestPending += 1
+            for p in channel.confirms.take(upTo: tag) { complete(p) }
+        } else if let p = channel.confirms.take(tag) {
+            complete(p)
         }
     }
 
@@ -465,8 +462,8 @@ final class AMQPSession {
         }
         var properties = properties
         if mandatory && properties.messageID == nil { properties.messageID = UUID().uuidString.lowercased() }
-        let arena = CArena()
-        defer { withExtendedLifetime(arena) {} }
+        let arena = self.publishArena
+        arena.reset()
         var props = arena.properties(properties)
         let rc = body.withUnsafeBytes { raw in
             amqp_basic_publish(state, id, arena.bytes(exchange), arena.bytes(routingKey), mandatory ? 1 : 0, 0, &props,
@@ -479,23 +476,46 @@ final class AMQPSession {
             return
         }
         guard channel.confirmMode else { return completion(.success(())) }
-        let tag = channel.nextPublishTag
-        channel.nextPublishTag += 1
-        let messageID = mandatory ? properties.messageID : nil
-        channel.pending[tag] = PendingPublish(messageID: messageID, returned: nil, completion: completion)
-        if let messageID { channel.returnIndex[messageID, default: []].append(tag) }
+        _ = channel.confirms.add(PendingPublish(messageID: mandatory ? properties.messageID : nil, returned: nil,
+                                                completion: completion))
     }
 
     func acknowledge(channel id: UInt16, epoch: UInt64, deliveryTag: UInt64, kind: AckKind) {
         guard let state = self.state, let channel = self.channels[id], channel.isOpen, channel.epoch == epoch else {
             return // stale: the broker requeued the message when the channel went away
         }
-        let rc: Int32 = switch kind {
-        case .ack(let multiple): amqp_basic_ack(state, id, deliveryTag, multiple ? 1 : 0)
-        case .nack(let requeue, let multiple): amqp_basic_nack(state, id, deliveryTag, multiple ? 1 : 0, requeue ? 1 : 0)
-        case .reject(let requeue): amqp_basic_reject(state, id, deliveryTag, requeue ? 1 : 0)
+        let rc: Int32
+        switch kind {
+        case .ack(false):
+            // Collected and sent by flushAcks() after this batch of jobs.
+            channel.acks.requestAck(deliveryTag)
+            self.channelsWithAcks.insert(id)
+            return
+        case .ack(true): rc = amqp_basic_ack(state, id, deliveryTag, 1)
+        case .nack(let requeue, let multiple): rc = amqp_basic_nack(state, id, deliveryTag, multiple ? 1 : 0, requeue ? 1 : 0)
+        case .reject(let requeue): rc = amqp_basic_reject(state, id, deliveryTag, requeue ? 1 : 0)
         }
+        if case .ack(true) = kind { channel.acks.settledUpTo(deliveryTag) } else { channel.acks.settledOne(deliveryTag) }
         if rc != AMQP_STATUS_OK.rawValue { self.disconnect(.connectionLost("ack: \(errorText(rc))")) }
+    }
+
+    /// Sends the acks requested since the last flush: the run of them at the front of the
+    /// unacked deliveries as one `multiple` ack, the others one by one (never held back).
+    func flushAcks() {
+        guard !self.channelsWithAcks.isEmpty else { return }
+        defer { self.channelsWithAcks.removeAll(keepingCapacity: true) }
+        for id in self.channelsWithAcks {
+            guard let state = self.state, let channel = self.channels[id], channel.isOpen else { continue }
+            let plan = channel.acks.flush()
+            var rc = AMQP_STATUS_OK.rawValue
+            if let upTo = plan.multipleUpTo {
+                rc = amqp_basic_ack(state, id, upTo, 1)
+            }
+            for tag in plan.single where rc == AMQP_STATUS_OK.rawValue {
+                rc = amqp_basic_ack(state, id, tag, 0)
+            }
+            if rc != AMQP_STATUS_OK.rawValue { self.disconnect(.connectionLost("ack: \(errorText(rc))")) }
+        }
     }
 }
 
@@ -503,6 +523,14 @@ enum AckKind: Sendable {
     case ack(multiple: Bool)
     case nack(requeue: Bool, multiple: Bool)
     case reject(requeue: Bool)
+}
+
+/// TCP_CORK on or off (Linux): while on, the kernel sends only full segments.
+func setCork(_ fd: Int32, _ on: Bool) {
+    #if os(Linux)
+    var value: Int32 = on ? 1 : 0
+    _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_CORK, &value, socklen_t(MemoryLayout<Int32>.size))
+    #endif
 }
 
 func errorText(_ code: Int32) -> String {

@@ -5,43 +5,68 @@ import Glibc
 
 /// Owns the C memory of one call (strings, table entries) and frees it all at once afterwards.
 /// rabbitmq-c copies what it sends before returning, so the arena can end with the call.
+/// Memory comes from bump-allocated chunks; `reset()` makes them reusable (the publish path
+/// keeps one arena and resets it per message instead of calling malloc for every string).
 ///
 /// Keep it alive across the C call (``withArena(_:)`` or `defer { withExtendedLifetime(arena) {} }`):
-/// Swift may free an object right after its last use,
-/// which would be before the C call that reads the pointers.
+/// Swift may free an object right after its last use.
 final class CArena {
-    private var allocations: [UnsafeMutableRawPointer] = []
+    private var chunks: [(pointer: UnsafeMutableRawPointer, size: Int)] = []
+    private var offset = 0
+    private static let chunkSize = 16 * 1024
 
-    deinit { for p in self.allocations { free(p) } }
+    deinit { for c in self.chunks { free(c.pointer) } }
+
+    /// Makes all memory reusable; keeps the first chunk.
+    func reset() {
+        if self.chunks.count > 1 {
+            for c in self.chunks.dropFirst() { free(c.pointer) }
+            self.chunks.removeLast(self.chunks.count - 1)
+        }
+        self.offset = 0
+    }
+
+    func allocate(_ size: Int, alignment: Int = 8) -> UnsafeMutableRawPointer {
+        let size = max(size, 1)
+        if let last = self.chunks.last {
+            let aligned = (self.offset + alignment - 1) & ~(alignment - 1)
+            if aligned + size <= last.size {
+                self.offset = aligned + size
+                return last.pointer + aligned
+            }
+        }
+        let chunk = max(Self.chunkSize, size)
+        guard let p = malloc(chunk) else { fatalError("out of memory") }
+        self.chunks.append((p, chunk))
+        self.offset = size
+        return p
+    }
 
     func bytes(_ string: String) -> amqp_bytes_t {
-        var utf8 = Array(string.utf8)
-        return self.bytes(&utf8)
+        var string = string
+        return string.withUTF8 { utf8 in
+            let p = self.allocate(utf8.count, alignment: 1)
+            if utf8.count > 0 { p.copyMemory(from: utf8.baseAddress!, byteCount: utf8.count) }
+            return amqp_bytes_t(len: utf8.count, bytes: p)
+        }
     }
 
     func bytes(_ array: inout [UInt8]) -> amqp_bytes_t {
         let count = array.count
-        guard let p = malloc(max(count, 1)) else { fatalError("out of memory") }
-        self.allocations.append(p)
+        let p = self.allocate(count, alignment: 1)
         array.withUnsafeBytes { src in
             if count > 0 { p.copyMemory(from: src.baseAddress!, byteCount: count) }
         }
         return amqp_bytes_t(len: count, bytes: p)
     }
 
-    func cString(_ string: String) -> UnsafePointer<CChar> {
-        guard let p = strdup(string) else { fatalError("out of memory") }
-        self.allocations.append(UnsafeMutableRawPointer(p))
-        return UnsafePointer(p)
-    }
 
     func table(_ table: AMQPTable) -> amqp_table_t {
         guard !table.isEmpty else { return amqp_table_t(num_entries: 0, entries: nil) }
         let count = table.count
-        guard let raw = calloc(count, MemoryLayout<amqp_table_entry_t>.stride) else { fatalError("out of memory") }
-        self.allocations.append(raw)
+        let raw = self.allocate(count * MemoryLayout<amqp_table_entry_t>.stride, alignment: MemoryLayout<amqp_table_entry_t>.alignment)
         let entries = raw.bindMemory(to: amqp_table_entry_t.self, capacity: count)
-        for (i, (key, value)) in table.sorted(by: { $0.key < $1.key }).enumerated() {
+        for (i, (key, value)) in table.enumerated() {
             entries[i].key = self.bytes(key)
             entries[i].value = self.field(value)
         }
@@ -67,8 +92,8 @@ final class CArena {
             f.kind = Kind.table; f.value.table = self.table(t)
         case .array(let items):
             f.kind = Kind.array
-            guard let raw = calloc(max(items.count, 1), MemoryLayout<amqp_field_value_t>.stride) else { fatalError("out of memory") }
-            self.allocations.append(raw)
+            let raw = self.allocate(max(items.count, 1) * MemoryLayout<amqp_field_value_t>.stride,
+                                    alignment: MemoryLayout<amqp_field_value_t>.alignment)
             let entries = raw.bindMemory(to: amqp_field_value_t.self, capacity: max(items.count, 1))
             for (i, item) in items.enumerated() { entries[i] = self.field(item) }
             f.value.array = amqp_array_t(num_entries: Int32(items.count), entries: entries)

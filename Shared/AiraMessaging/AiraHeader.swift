@@ -34,31 +34,32 @@ public enum AiraHeader {
 /// W3C trace context (`00-<trace id>-<parent id>-<flags>`).
 public enum TraceParent {
     public static func random() -> String {
-        "00-\(hex(16))-\(hex(8))-01"
+        var out: [UInt8] = Array("00-".utf8)
+        out.reserveCapacity(55)
+        appendHex(FastRandom.next() | 1, to: &out) // never the all-zero trace id
+        appendHex(FastRandom.next(), to: &out)
+        out.append(45)
+        appendHex(FastRandom.next(), to: &out)
+        out += Array("-01".utf8)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A child of `parent` (same trace, new span id), or a new trace if `parent` is not valid.
     public static func child(of parent: String?) -> String {
         guard let parent, isValid(parent) else { return random() }
-        let parts = parent.split(separator: "-")
-        return "00-\(parts[1])-\(hex(8))-\(parts[3])"
+        var out = Array(parent.utf8.prefix(36)) // "00-" + 32 hex + "-"
+        appendHex(FastRandom.next(), to: &out)
+        out += parent.utf8.suffix(3) // "-" + flags
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func isValid(_ value: String) -> Bool {
-        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2 else { return false }
-        return parts.allSatisfy { $0.allSatisfy(\.isHexDigit) } && parts[1] != String(repeating: "0", count: 32)
+        let u = Array(value.utf8)
+        guard u.count == 55, u[2] == 45, u[35] == 45, u[52] == 45 else { return false }
+        func isHex(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70) }
+        for (i, c) in u.enumerated() where i != 2 && i != 35 && i != 52 {
+            guard isHex(c) else { return false }
+        }
+        return u[3..<35].contains { $0 != 48 }
     }
-
-    private static func hex(_ bytes: Int) -> String {
-        var g = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in
-            let b = UInt8.random(in: 0...255, using: &g)
-            return String(b, radix: 16).leftPad(2)
-        }.joined()
-    }
-}
-
-extension String {
-    fileprivate func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

@@ -29,17 +29,17 @@ public struct ConsumerOptions: Sendable, Hashable {
 }
 
 /// The consuming machinery shared by work-queue consumers and RPC servers: declare the queue's
-/// topology, consume with prefetch, run up to `concurrency` handlers at once, set itself up
-/// again if the broker cancels the consumer, and on graceful shutdown stop consuming, hand
-/// back what has not started, and give in-flight handlers until the timeout.
+/// topology, consume with prefetch, hand deliveries to `concurrency` worker tasks, set itself up
+/// again if the broker cancels the consumer, and on graceful shutdown stop consuming, hand back
+/// what has not started, and give in-flight handlers until the timeout.
 final class ConsumerEngine: Sendable {
     typealias Process = @Sendable (AMQPDelivery, AMQPChannel) async -> Void
 
     private struct State: ~Copyable {
         var shuttingDown = false
-        var consumer: AMQPConsumer?
-        var tasks: [UInt64: Task<Void, Never>] = [:]
-        var nextTask: UInt64 = 0
+        var consumer: (channel: AMQPChannel, tag: String)?
+        var consumerEnded: Signal?
+        var workers: [Task<Void, Never>] = []
     }
 
     let spec: QueueSpec
@@ -58,76 +58,77 @@ final class ConsumerEngine: Sendable {
     private var shuttingDown: Bool { self.state.withLock { $0.shuttingDown } }
 
     func run(_ process: @escaping Process) async {
-        let limiter = InFlightLimiter(limit: self.options.concurrency)
-        let inFlight = QueueMetrics(queue: self.spec.name).inFlight
-        await withGracefulShutdownHandler {
-            var attempt = 0
-            while let consumer = await self.setUp() {
-                self.logger.info("consuming", metadata: [LogKey.queue: "\(self.spec.name)",
-                                                         "concurrency": "\(self.options.concurrency)",
-                                                         "prefetch": "\(self.options.prefetch)"])
-                for await delivery in consumer.deliveries {
+        let queue = DeliveryQueue()
+        let metrics = QueueMetrics(queue: self.spec.name)
+        let counters = WorkerCounters(workers: self.options.concurrency)
+        let allDone = Signal()
+
+        // The workers: each takes the next delivery and handles it, `concurrency` at once.
+        let workers = (0..<self.options.concurrency).map { _ in
+            Task {
+                while let (delivery, channel) = await queue.next() {
                     if self.shuttingDown {
-                        consumer.channel.reject(delivery, requeue: true)
+                        channel.reject(delivery, requeue: true) // not started: back to the queue
                         continue
                     }
-                    await limiter.acquire()
-                    if self.shuttingDown { // shutdown began while waiting for a free handler
-                        limiter.release()
-                        consumer.channel.reject(delivery, requeue: true)
-                        continue
-                    }
-                    inFlight.record(limiter.inFlight)
-                    self.spawn {
-                        await process(delivery, consumer.channel)
-                        limiter.release()
-                    }
+                    metrics.inFlight.record(counters.busy.add(1, ordering: .relaxed).newValue)
+                    await process(delivery, channel)
+                    counters.busy.subtract(1, ordering: .relaxed)
                 }
-                if self.shuttingDown || Task.isCancelled { break }
-                // The broker cancelled the consumer (queue deleted?) or the connection closed.
-                attempt += 1
-                let delay = Backoff().delay(attempt: attempt)
-                self.logger.warning("consumer stopped, setting up again", metadata: [LogKey.queue: "\(self.spec.name)"])
-                try? await Task.sleep(for: delay)
+                if counters.running.subtract(1, ordering: .relaxed).newValue == 0 { allDone.fire() }
             }
-        } onGracefulShutdown: {
-            let consumer = self.state.withLock { state in
-                state.shuttingDown = true
-                return state.consumer
+        }
+        self.state.withLock { $0.workers = workers }
+
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                var attempt = 0
+                while let ended = await self.setUp(into: queue) {
+                    self.logger.info("consuming", metadata: [LogKey.queue: "\(self.spec.name)",
+                                                             "concurrency": "\(self.options.concurrency)",
+                                                             "prefetch": "\(self.options.prefetch)"])
+                    await ended.wait()
+                    if self.shuttingDown || Task.isCancelled { break }
+                    // The broker cancelled the consumer (queue deleted?) or the channel closed.
+                    attempt += 1
+                    self.logger.warning("consumer stopped, setting up again", metadata: [LogKey.queue: "\(self.spec.name)"])
+                    try? await Task.sleep(for: Backoff().delay(attempt: attempt))
+                }
+            } onGracefulShutdown: {
+                self.beginShutdown()
             }
-            if let consumer { consumer.channel.requestCancel(consumerTag: consumer.tag) }
+        } onCancel: {
+            self.beginShutdown()
         }
 
-        let pending = limiter.inFlight
-        if pending > 0 {
-            self.logger.info("draining in-flight handlers", metadata: [LogKey.queue: "\(self.spec.name)", "in_flight": "\(pending)"])
+        queue.finish()
+        let inFlight = counters.busy.load(ordering: .relaxed)
+        if inFlight > 0 {
+            self.logger.info("draining in-flight handlers", metadata: [LogKey.queue: "\(self.spec.name)", "in_flight": "\(inFlight)"])
         }
-        if await !limiter.waitUntilIdle(timeout: self.options.shutdownTimeout) {
+        if await !allDone.wait(timeout: self.options.shutdownTimeout) {
             self.logger.warning("shutdown timeout: handlers still running are cancelled; their messages will be redelivered",
-                                metadata: [LogKey.queue: "\(self.spec.name)", "in_flight": "\(limiter.inFlight)"])
-            let tasks = self.state.withLock { Array($0.tasks.values) }
-            for t in tasks { t.cancel() }
+                                metadata: [LogKey.queue: "\(self.spec.name)", "in_flight": "\(counters.busy.load(ordering: .relaxed))"])
+            for w in workers { w.cancel() }
         }
         if let consumer = self.state.withLock({ $0.consumer }) { await consumer.channel.close() }
         self.logger.info("consumer stopped", metadata: [LogKey.queue: "\(self.spec.name)"])
     }
 
-    /// Starts a handler task, tracked until it ends (so shutdown can cancel stragglers). The
-    /// task is created inside the lock: its own removal, which needs the lock, comes after.
-    private func spawn(_ body: @escaping @Sendable () async -> Void) {
-        self.state.withLock { state in
-            state.nextTask += 1
-            let id = state.nextTask
-            state.tasks[id] = Task {
-                await body()
-                _ = self.state.withLock { $0.tasks.removeValue(forKey: id) }
-            }
+    /// Stops consuming: no new deliveries; workers hand back what is buffered.
+    private func beginShutdown() {
+        let (consumer, ended) = self.state.withLock { state in
+            state.shuttingDown = true
+            return (state.consumer, state.consumerEnded)
         }
+        if let consumer { consumer.channel.requestCancel(consumerTag: consumer.tag) }
+        ended?.fire()
     }
 
-    /// Declares the topology and starts consuming; retries with backoff until it works, the
-    /// connection is closed, or shutdown begins (then nil).
-    private func setUp() async -> AMQPConsumer? {
+    /// Declares the topology and starts consuming into `queue`; retries with backoff until it
+    /// works, the connection is closed, or shutdown begins (then nil). Returns the signal that
+    /// fires when this consumer ends.
+    private func setUp(into queue: DeliveryQueue) async -> Signal? {
         var attempt = 0
         while !self.shuttingDown && !Task.isCancelled {
             var channel: AMQPChannel?
@@ -137,13 +138,20 @@ final class ConsumerEngine: Sendable {
                 channel = ch
                 try await self.spec.declare(on: ch)
                 try await ch.setPrefetch(self.options.prefetch)
-                let consumer = try await ch.consume(queue: self.spec.name)
+                let ended = Signal()
+                let tag = try await ch.consume(queue: self.spec.name, noAck: false,
+                                               handler: { delivery in queue.push((delivery, ch)) },
+                                               ended: { ended.fire() })
                 let cancelNow = self.state.withLock { state in
-                    state.consumer = consumer
+                    state.consumer = (ch, tag)
+                    state.consumerEnded = ended
                     return state.shuttingDown
                 }
-                if cancelNow { consumer.channel.requestCancel(consumerTag: consumer.tag) }
-                return consumer
+                if cancelNow {
+                    ch.requestCancel(consumerTag: tag)
+                    ended.fire()
+                }
+                return ended
             } catch AMQPError.closed {
                 return nil
             } catch {
@@ -158,4 +166,11 @@ final class ConsumerEngine: Sendable {
         }
         return nil
     }
+}
+
+/// Handlers busy right now, and workers still running.
+private final class WorkerCounters: Sendable {
+    let busy = Atomic<Int>(0)
+    let running: Atomic<Int>
+    init(workers: Int) { self.running = Atomic(workers) }
 }

@@ -65,7 +65,7 @@ struct FailureRouter: Sendable {
                                           errorType: errorType, disposition: disposition)
         properties.deliveryMode = AMQPProperties.persistent
         properties.expiration = nil
-        if properties.messageID == nil { properties.messageID = UUID().uuidString.lowercased() }
+        if properties.messageID == nil { properties.messageID = MessageID.random() }
         try await self.publisher.publishRaw(exchange: "", routingKey: target, body: message.body, properties: properties)
     }
 }

@@ -8,16 +8,16 @@ public protocol MessageContract: Codable, Sendable {
 
 /// JSON as every Aira message uses it: ISO 8601 dates with fractional seconds.
 public enum MessageCoding {
-    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var c = encoder.singleValueContainer()
             try c.encode(iso8601(date))
         }
-        return Array(try encoder.encode(value))
-    }
+        return encoder
+    }()
 
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+    private static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let c = try decoder.singleValueContainer()
@@ -27,7 +27,15 @@ public enum MessageCoding {
             }
             return date
         }
-        return try decoder.decode(T.self, from: Data(bytes))
+        return decoder
+    }()
+
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        Array(try Self.encoder.encode(value))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try Self.decoder.decode(T.self, from: Data(bytes))
     }
 
     /// A readable one-line reason for a decoding failure (goes into `x-aira-error`).
@@ -47,14 +55,4 @@ public enum MessageCoding {
         @unknown default: return String(describing: e)
         }
     }
-}
-
-public func iso8601(_ date: Date) -> String {
-    date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-        .replacingOccurrences(of: "+0000", with: "Z")
-}
-
-public func parseISO8601(_ text: String) -> Date? {
-    if let d = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) { return d }
-    return try? Date(text, strategy: .iso8601)
 }

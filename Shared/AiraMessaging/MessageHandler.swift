@@ -15,22 +15,23 @@ public protocol MessageHandler: Sendable {
 public struct MessageContext: Sendable {
     public let message: InboundMessage
     public let queue: String
-    public var logger: Logger
     public let publisher: MessagePublisher
+    private let baseLogger: Logger
 
+    /// A logger carrying the message id, correlation id and queue (built when first asked for).
+    public var logger: Logger { self.baseLogger.with(self.message, queue: self.queue) }
     public var messageID: String { self.message.messageID ?? "" }
     public var correlationID: String { self.message.correlationID ?? self.messageID }
     /// Failed attempts before this one.
     public var attempts: Int { self.message.attempts }
-    /// A child span of the message's trace, for what this handler publishes.
-    public let traceparent: String
+    /// A new child span of the message's trace, for something this handler publishes.
+    public var traceparent: String { TraceParent.child(of: self.message.traceparent) }
 
     init(message: InboundMessage, queue: String, logger: Logger, publisher: MessagePublisher) {
         self.message = message
         self.queue = queue
-        self.logger = logger
+        self.baseLogger = logger
         self.publisher = publisher
-        self.traceparent = TraceParent.child(of: message.traceparent)
     }
 
     /// Publishes a follow-up message carrying this message's correlation id and trace.

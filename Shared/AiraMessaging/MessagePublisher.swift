@@ -25,7 +25,7 @@ public struct MessagePublisher: Sendable {
     public func publish<M: MessageContract>(_ message: M, routingKey: String, messageID: String? = nil,
                                             correlationID: String? = nil, traceparent: String? = nil,
                                             headers: AMQPTable = [:]) async throws -> String {
-        let id = messageID ?? UUID().uuidString.lowercased()
+        let id = messageID ?? MessageID.random()
         let properties = Self.properties(type: M.messageType, messageID: id, correlationID: correlationID,
                                          traceparent: traceparent, headers: headers)
         try await self.publishRaw(exchange: AiraExchange.name, routingKey: routingKey,

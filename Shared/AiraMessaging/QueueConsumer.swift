@@ -37,7 +37,6 @@ public final class QueueConsumer<Handler: MessageHandler>: Service, Sendable {
 
     func process(_ delivery: AMQPDelivery, channel: AMQPChannel) async {
         let message = InboundMessage(delivery)
-        let logger = self.logger.with(message, queue: self.spec.name)
         self.metrics.received.increment()
         let started = ContinuousClock.now
         defer { self.metrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
@@ -46,9 +45,9 @@ public final class QueueConsumer<Handler: MessageHandler>: Service, Sendable {
         case .reject(let code, let reason, let disposition):
             let plan = FailurePlan.deadLetter(queue: self.spec.deadLetterQueue, attempts: message.attempts + (disposition == .permanent ? 1 : 0),
                                               disposition: disposition)
-            await self.fail(delivery, message: message, channel: channel, plan: plan, error: reason, code: code, logger: logger)
+            await self.fail(delivery, message: message, channel: channel, plan: plan, error: reason, code: code)
         case .accept(let payload):
-            let context = MessageContext(message: message, queue: self.spec.name, logger: logger, publisher: self.publisher)
+            let context = MessageContext(message: message, queue: self.spec.name, logger: self.logger, publisher: self.publisher)
             do {
                 try await self.handler.handle(payload, context: context)
                 channel.ack(delivery)
@@ -57,13 +56,14 @@ public final class QueueConsumer<Handler: MessageHandler>: Service, Sendable {
                 let transient = ErrorClassification.isTransient(error)
                 let plan = FailurePlan.plan(spec: self.spec, previousAttempts: message.attempts, transient: transient)
                 await self.fail(delivery, message: message, channel: channel, plan: plan,
-                                error: ErrorClassification.message(error), code: ErrorClassification.code(error), logger: logger)
+                                error: ErrorClassification.message(error), code: ErrorClassification.code(error))
             }
         }
     }
 
     private func fail(_ delivery: AMQPDelivery, message: InboundMessage, channel: AMQPChannel, plan: FailurePlan,
-                      error: String, code: String, logger: Logger) async {
+                      error: String, code: String) async {
+        let logger = self.logger.with(message, queue: self.spec.name)
         do {
             try await self.router.execute(plan, message: message, error: error, errorType: code)
             channel.ack(delivery)

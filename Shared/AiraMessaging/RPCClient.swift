@@ -36,7 +36,7 @@ public final class RPCClient: Sendable {
         _ request: Request, routingKey: String, expecting: Response.Type = Response.self, timeout: Duration,
         requestID: String? = nil, traceparent: String? = nil
     ) async throws -> Response {
-        let callID = UUID().uuidString.lowercased()
+        let callID = MessageID.random()
         let deadline = Date().addingTimeInterval(timeout.seconds)
         var properties = MessagePublisher.properties(
             type: Request.messageType, messageID: callID, correlationID: callID, traceparent: traceparent,

@@ -40,20 +40,20 @@ public final class RPCServer<Handler: RPCHandler>: Service, Sendable {
 
     func process(_ delivery: AMQPDelivery, channel: AMQPChannel) async {
         let message = InboundMessage(delivery)
-        let logger = self.logger.with(message, queue: self.spec.name)
         self.metrics.received.increment()
         let started = ContinuousClock.now
         defer { self.metrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
 
         if let deadline = message.deadline, deadline < Date() {
             self.metrics.expired.increment()
-            logger.debug("dropping request: caller's deadline passed")
+            self.logger.with(message, queue: self.spec.name).debug("dropping request: caller's deadline passed")
             channel.ack(delivery)
             return
         }
 
         switch Admission<Handler.Request>.check(message, spec: self.spec) {
         case .reject(let code, let reason, let disposition):
+            let logger = self.logger.with(message, queue: self.spec.name)
             let plan = FailurePlan.deadLetter(queue: self.spec.deadLetterQueue, attempts: message.attempts + 1, disposition: disposition)
             do {
                 try await self.router.execute(plan, message: message, error: reason, errorType: code)
@@ -70,7 +70,7 @@ public final class RPCServer<Handler: RPCHandler>: Service, Sendable {
             channel.ack(delivery)
 
         case .accept(let request):
-            let context = MessageContext(message: message, queue: self.spec.name, logger: logger, publisher: self.publisher)
+            let context = MessageContext(message: message, queue: self.spec.name, logger: self.logger, publisher: self.publisher)
             let result = await self.handle(request, context: context, deadline: message.deadline)
             switch result {
             case .success: self.metrics.succeeded.increment()

@@ -1,4 +1,5 @@
 import CRabbitMQ
+import AiraMessaging
 import Foundation
 
 /// The baseline: rabbitmq-c driven directly from one thread, no runtime, same settings.
@@ -57,8 +58,8 @@ enum Direct {
             props.headers = amqp_table_t(num_entries: 1, entries: headerPointer)
             while done < count {
                 while sent < count && sent - done < window {
-                    // A unique message id per message, as the runtime makes (a UUID string).
-                    let id = UUID().uuidString.lowercased()
+                    // A unique message id per message, made as the runtime makes them.
+                    let id = MessageID.random()
                     _ = id.withCString { strncpy(idBuffer, $0, 63) }
                     props.message_id = amqp_cstring_bytes(idBuffer)
                     props.correlation_id = props.message_id

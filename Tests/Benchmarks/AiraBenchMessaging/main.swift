@@ -34,7 +34,7 @@ let config = try AMQPConfiguration(url: url, connectionName: "aira-bench")
 let count = try env.int("BENCH_MESSAGES", default: 100_000, range: 1_000...2_000_000)
 let window = try env.int("BENCH_WINDOW", default: 1000, range: 1...100_000)
 let prefetch = UInt16(try env.int("BENCH_PREFETCH", default: 500, range: 1...65_535))
-let concurrency = try env.int("BENCH_CONCURRENCY", default: 100, range: 1...10_000)
+let concurrency = try env.int("BENCH_CONCURRENCY", default: 32, range: 1...10_000)
 let rounds = try env.int("BENCH_ROUNDS", default: 3, range: 1...10)
 let logger: Logger = {
     var l = Logger(label: "bench")
@@ -65,6 +65,27 @@ func runtimePublish() async throws -> Double {
                 for i in 0..<perTask {
                     try await publisher.publish(BenchEvent(id: t * perTask + i, user: "user-000042", kind: "bench", at: Date()),
                                                 routingKey: spec.bindings[0])
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return Date().timeIntervalSince(start)
+}
+
+/// The same through `publishRaw`: a pre-encoded body, like the direct baseline sends.
+func runtimePublishRaw() async throws -> Double {
+    try await drain()
+    let start = Date()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        let perTask = count / window
+        for _ in 0..<window {
+            group.addTask {
+                for _ in 0..<perTask {
+                    let id = MessageID.random()
+                    let properties = MessagePublisher.properties(type: BenchEvent.messageType, messageID: id,
+                                                                 correlationID: nil, traceparent: nil)
+                    try await publisher.publishRaw(exchange: "", routingKey: queue, body: body, properties: properties)
                 }
             }
         }
@@ -108,20 +129,23 @@ func best(_ name: String, _ run: () async throws -> Double) async throws -> Doub
     for _ in 0..<rounds { rates.append(Double(count) / (try await run())) }
     let sorted = rates.sorted()
     let median = sorted[sorted.count / 2]
-    print(String(format: "%-22@ median %8.0f msg/s   (runs: %@)", name as NSString, median,
+    print(String(format: "%-26@ median %8.0f msg/s   (runs: %@)", name as NSString, median,
                  rates.map { String(format: "%.0f", $0) }.joined(separator: ", ") as NSString))
     return median
 }
 
+let modes = Set(env.string("BENCH_MODES", default: "direct-publish,runtime-publish-raw,runtime-publish,direct-consume,runtime-consume").split(separator: ",").map(String.init))
 print("messages per run: \(count), publish window: \(window), prefetch: \(prefetch), runtime concurrency: \(concurrency), rounds: \(rounds)")
-let dp = try await best("direct publish", directPublish)
-let rp = try await best("runtime publish", runtimePublish)
-let dc = try await best("direct consume", directConsume)
-let rc = try await best("runtime consume", runtimeConsume)
+let dp = modes.contains("direct-publish") ? try await best("direct publish", directPublish) : .nan
+let rr = modes.contains("runtime-publish-raw") ? try await best("runtime publish (raw)", runtimePublishRaw) : .nan
+let rp = modes.contains("runtime-publish") ? try await best("runtime publish (typed)", runtimePublish) : .nan
+let dc = modes.contains("direct-consume") ? try await best("direct consume", directConsume) : .nan
+let rc = modes.contains("runtime-consume") ? try await best("runtime consume", runtimeConsume) : .nan
 print("")
 print("| what | rabbitmq-c direct | Aira runtime | runtime / direct |")
 print("|---|---|---|---|")
-print(String(format: "| confirmed publishes/s | %.0f | %.0f | %.0f %% |", dp, rp, rp / dp * 100))
+print(String(format: "| confirmed publishes/s, pre-encoded body (`publishRaw`) | %.0f | %.0f | %.0f %% |", dp, rr, rr / dp * 100))
+print(String(format: "| confirmed publishes/s, typed (JSON-encodes each message) | %.0f | %.0f | %.0f %% |", dp, rp, rp / dp * 100))
 print(String(format: "| consumed + acked msgs/s (no-op handler) | %.0f | %.0f | %.0f %% |", dc, rc, rc / dc * 100))
 try await drain()
 _ = try? await admin.deleteQueue(queue)

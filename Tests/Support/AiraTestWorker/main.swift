@@ -34,11 +34,11 @@ struct WorkerHandler: MessageHandler {
         switch job.action {
         case "crash":
             context.logger.warning("crashing on purpose", metadata: ["job": "\(job.id)"])
-            exit(3)
+            _exit(3) // like a crash: no cleanup, no ack
         case "crash-once":
             if try await self.redis.set("\(self.key):crashed:\(job.id)", "1", expire: .seconds(600), condition: .ifNotExists) {
                 context.logger.warning("crashing on purpose (once)", metadata: ["job": "\(job.id)"])
-                exit(3)
+                _exit(3)
             }
         case "sleep":
             try await Task.sleep(for: .milliseconds(job.sleepMilliseconds ?? 1000))
