@@ -28,7 +28,7 @@ aira_export_env() {
 # --- installation -----------------------------------------------------------------
 
 APT_PACKAGES=(rabbitmq-server redis-server postgresql libpq-dev librabbitmq-dev libhiredis-dev
-              amqp-tools ca-certificates procps)
+              amqp-tools ca-certificates procps docker-compose)
 
 aira_install() {
   local missing=()
