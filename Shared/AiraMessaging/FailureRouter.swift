@@ -1,5 +1,7 @@
 import AiraAMQP
+import AiraCore
 import Foundation
+import Logging
 
 /// What to do with a message whose handling failed: the decision alone, without I/O, so the
 /// retry protocol is unit-tested on its own.
@@ -67,5 +69,44 @@ struct FailureRouter: Sendable {
         properties.expiration = nil
         if properties.messageID == nil { properties.messageID = MessageID.random() }
         try await self.publisher.publishRaw(exchange: "", routingKey: target, body: message.body, properties: properties)
+    }
+}
+
+extension FailureRouter {
+    /// Moves a failed delivery: republishes the copy (confirmed), then acks the original.
+    /// If the copy could not be published, the original is handed back to the queue after a
+    /// pause instead (never acked without its copy). Returns whether it was moved.
+    func move(_ delivery: AMQPDelivery, message: InboundMessage, channel: AMQPChannel, plan: FailurePlan,
+              error: String, code: String, logger: Logger) async -> Bool {
+        do {
+            try await self.execute(plan, message: message, error: error, errorType: code)
+            channel.ack(delivery)
+            return true
+        } catch let publishError {
+            logger.error("could not move failed message; returning it to the queue",
+                         metadata: [LogKey.error: "\(publishError)", "handler_error": "\(error)"])
+            try? await Task.sleep(for: .seconds(1))
+            channel.nack(delivery, requeue: true)
+            return false
+        }
+    }
+}
+
+/// What a consumer of either kind is made of.
+struct ConsumerParts: Sendable {
+    let spec: QueueSpec
+    let publisher: MessagePublisher
+    let engine: ConsumerEngine
+    let router: FailureRouter
+    let metrics: QueueMetrics
+    let logger: Logger
+
+    init(spec: QueueSpec, connection: AMQPConnection, publisher: MessagePublisher, options: ConsumerOptions, logger: Logger) {
+        self.spec = spec
+        self.publisher = publisher
+        self.logger = logger
+        self.engine = ConsumerEngine(spec: spec, connection: connection, options: options, logger: logger)
+        self.router = FailureRouter(spec: spec, publisher: publisher)
+        self.metrics = QueueMetrics(queue: spec.name)
     }
 }

@@ -10,72 +10,54 @@ import ServiceLifecycle
 /// Requests whose caller has given up are dropped unanswered. Undecodable requests and poison
 /// requests (delivery limit) go to the DLQ with reasons and get a typed error reply.
 public final class RPCServer<Handler: RPCHandler>: Service, Sendable {
-    public let spec: QueueSpec
+    let parts: ConsumerParts
     let handler: Handler
-    let publisher: MessagePublisher
-    let engine: ConsumerEngine
-    let router: FailureRouter
-    let metrics: QueueMetrics
-    let logger: Logger
     /// Backoff between in-process retries of transient failures.
     let retryBackoff = Backoff(initial: .milliseconds(50), maximum: .seconds(1))
+    public var spec: QueueSpec { self.parts.spec }
 
     public init(spec: QueueSpec, handler: Handler, connection: AMQPConnection, publisher: MessagePublisher,
                 options: ConsumerOptions = ConsumerOptions(), logger: Logger) {
         precondition(spec.kind == .rpc, "RPCServer needs a QueueSpec of kind .rpc")
-        self.spec = spec
+        self.parts = ConsumerParts(spec: spec, connection: connection, publisher: publisher, options: options, logger: logger)
         self.handler = handler
-        self.publisher = publisher
-        self.logger = logger
-        self.engine = ConsumerEngine(spec: spec, connection: connection, options: options, logger: logger)
-        self.router = FailureRouter(spec: spec, publisher: publisher)
-        self.metrics = QueueMetrics(queue: spec.name)
     }
 
     public func run() async throws {
-        await self.engine.run { delivery, channel in
+        await self.parts.engine.run { delivery, channel in
             await self.process(delivery, channel: channel)
         }
     }
 
     func process(_ delivery: AMQPDelivery, channel: AMQPChannel) async {
+        let (spec, metrics) = (self.parts.spec, self.parts.metrics)
         let message = InboundMessage(delivery)
-        self.metrics.received.increment()
+        metrics.received.increment()
         let started = ContinuousClock.now
-        defer { self.metrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
+        defer { metrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
 
         if let deadline = message.deadline, deadline < Date() {
-            self.metrics.expired.increment()
-            self.logger.with(message, queue: self.spec.name).debug("dropping request: caller's deadline passed")
+            metrics.expired.increment()
+            self.parts.logger.with(message, queue: spec.name).debug("dropping request: caller's deadline passed")
             channel.ack(delivery)
             return
         }
 
-        switch Admission<Handler.Request>.check(message, spec: self.spec) {
+        switch Admission<Handler.Request>.check(message, spec: spec) {
         case .reject(let code, let reason, let disposition):
-            let logger = self.logger.with(message, queue: self.spec.name)
-            let plan = FailurePlan.deadLetter(queue: self.spec.deadLetterQueue, attempts: message.attempts + 1, disposition: disposition)
-            do {
-                try await self.router.execute(plan, message: message, error: reason, errorType: code)
-            } catch {
-                logger.error("could not dead-letter request; returning it", metadata: [LogKey.error: "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-                channel.nack(delivery, requeue: true)
-                return
-            }
-            self.metrics.deadLettered[disposition]?.increment()
+            let logger = self.parts.logger.with(message, queue: spec.name)
+            let plan = FailurePlan.deadLetter(queue: spec.deadLetterQueue, attempts: message.attempts + 1, disposition: disposition)
+            guard await self.parts.router.move(delivery, message: message, channel: channel, plan: plan,
+                                               error: reason, code: code, logger: logger) else { return }
+            metrics.deadLettered[disposition]?.increment()
             logger.error("request dead-lettered", metadata: [LogKey.error: "\(reason)", LogKey.errorType: "\(code)"])
             let replyCode = disposition == .permanent ? RPCErrorReply.badRequestCode : RPCErrorReply.internalCode
             self.reply(to: message, .failure(RPCErrorReply(code: replyCode, message: reason)))
-            channel.ack(delivery)
 
         case .accept(let request):
-            let context = MessageContext(message: message, queue: self.spec.name, logger: self.logger, publisher: self.publisher)
+            let context = MessageContext(message: message, queue: spec.name, logger: self.parts.logger, publisher: self.parts.publisher)
             let result = await self.handle(request, context: context, deadline: message.deadline)
-            switch result {
-            case .success: self.metrics.succeeded.increment()
-            case .failure: break
-            }
+            if case .success = result { metrics.succeeded.increment() }
             self.reply(to: message, result)
             channel.ack(delivery)
         }
@@ -99,11 +81,11 @@ public final class RPCServer<Handler: RPCHandler>: Service, Sendable {
                 attempt += 1
                 let delay = self.retryBackoff.delay(attempt: attempt - 1)
                 let fits = deadline.map { Date().addingTimeInterval(delay.seconds) < $0 } ?? false
-                guard attempt < self.spec.retry.maxAttempts, fits, !Task.isCancelled else {
+                guard attempt < self.parts.spec.retry.maxAttempts, fits, !Task.isCancelled else {
                     context.logger.warning("request failed", metadata: [LogKey.error: "\(text)", LogKey.attempts: "\(attempt)"])
                     return .failure(RPCErrorReply(code: RPCErrorReply.unavailableCode, message: "temporarily unavailable, try again"))
                 }
-                self.metrics.retried.increment()
+                self.parts.metrics.retried.increment()
                 try? await Task.sleep(for: delay)
             }
         }
@@ -127,7 +109,7 @@ public final class RPCServer<Handler: RPCHandler>: Service, Sendable {
                                         deliveryMode: AMQPProperties.transient,
                                         correlationID: message.correlationID)
         // Not awaited: the caller's reply consumer is the confirmation that matters.
-        self.publisher.channel.publish(exchange: "", routingKey: replyTo, body: body, properties: properties,
+        self.parts.publisher.channel.publish(exchange: "", routingKey: replyTo, body: body, properties: properties,
                                        mandatory: false) { _ in }
     }
 }
