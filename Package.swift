@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // C libraries from Debian, wrapped by small shims (Shared/C*/shim.h).
@@ -61,6 +62,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ], path: "Shared/AiraServiceKit", swiftSettings: swiftSettings),
+
+        // Services: one executable each, thin.
+        .executableTarget(name: "aira-admin", dependencies: [
+            "AiraServiceKit", "AiraMessaging", "AiraPostgres",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Services/AiraAdmin", swiftSettings: swiftSettings),
 
         // A real consumer process the integration tests start, kill and scale.
         .executableTarget(name: "aira-test-worker", dependencies: ["AiraServiceKit"],

@@ -1,0 +1,203 @@
+import AiraAMQP
+import AiraMessaging
+import Foundation
+import Testing
+
+/// Runs the real `aira-admin` binary.
+struct AdminRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+func aira(_ args: [String], stdin: String? = nil) throws -> AdminRun {
+    let p = Process()
+    p.executableURL = WorkerProcess.binDirectory.appendingPathComponent("aira-admin")
+    p.arguments = args
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = input
+    try p.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return AdminRun(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// A dead letter as FailureRouter writes it, straight into `Q.dlq` (fast set-up for big DLQs).
+func seedDeadLetters(_ h: MessagingHarness, spec: QueueSpec, count: Int, type: String = TestJob.messageType,
+                     error: String = "boom", idPrefix: String = "d") async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for i in 0..<count {
+            group.addTask {
+                var p = MessagePublisher.properties(type: type, messageID: "\(idPrefix)\(i)", correlationID: nil, traceparent: nil)
+                p.headers[AiraHeader.attempts] = .int(3)
+                p.headers[AiraHeader.error] = .string(error)
+                p.headers[AiraHeader.errorType] = .string("test")
+                p.headers[AiraHeader.disposition] = .string("retries_exhausted")
+                p.headers[AiraHeader.lastFailedAt] = .string(iso8601(Date()))
+                p.headers[AiraHeader.queue] = .string(spec.name)
+                try await h.publisher.publishRaw(exchange: "", routingKey: spec.deadLetterQueue,
+                                                 body: try MessageCoding.encode(TestJob(id: "\(idPrefix)\(i)", action: "ok")),
+                                                 properties: p)
+            }
+            if i % 500 == 499 { try await group.waitForAll() }
+        }
+        try await group.waitForAll()
+    }
+}
+
+/// Message ids in a queue, in order, leaving the queue as it was.
+func peekIDs(_ h: MessagingHarness, _ queue: String) async throws -> [String] {
+    try await DeadLetterQueues(connection: h.connection, logger: TestServers.logger).peek(queue: queue).map(\.messageID)
+}
+
+@Suite("aira-admin: dead letters", .enabled(if: TestServers.available))
+struct AdminCLITests {
+    func spec() -> QueueSpec {
+        let q = uniqueName("admin")
+        return QueueSpec(name: q, bindings: ["\(q).key"], retry: RetryPolicy(tiers: [.milliseconds(100)], maxAttempts: 2))
+    }
+
+    @Test("dead letters made by a failing consumer show their reasons")
+    func showReasons() async throws {
+        let h = try await MessagingHarness.make()
+        let spec = spec()
+        let services = RunningServices([h.consumer(spec, recorder: Recorder())])
+        #expect(try await h.waitForConsumers(spec.name))
+        try await h.publisher.publish(TestJob(id: "bad", action: "permanent"), routingKey: spec.bindings[0], messageID: "m-bad")
+        try await h.publisher.publish(TestJob(id: "flaky", action: "transient"), routingKey: spec.bindings[0], messageID: "m-flaky")
+        #expect(try await eventually { try await h.depth(spec.deadLetterQueue) == 2 })
+        await services.stop()
+
+        let run = try aira(["dlq", "show", spec.name, "--json", "--body"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let shown = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[String: Any]] ?? []
+        let byID = Dictionary(uniqueKeysWithValues: shown.map { ($0["id"] as? String ?? "", $0) })
+        #expect(byID["m-bad"]?["disposition"] as? String == "permanent")
+        #expect(byID["m-bad"]?["errorType"] as? String == "test_invalid")
+        #expect(byID["m-bad"]?["attempts"] as? Int == 1)
+        #expect(byID["m-flaky"]?["disposition"] as? String == "retries_exhausted")
+        #expect(byID["m-flaky"]?["attempts"] as? Int == 2)
+        #expect(byID["m-flaky"]?["error"] as? String == "downstream unavailable (test)")
+        #expect(byID["m-flaky"]?["originalRoutingKey"] as? String == spec.bindings[0])
+        #expect((byID["m-flaky"]?["body"] as? String)?.contains("flaky") == true)
+        // Still there afterwards.
+        #expect(try await h.depth(spec.deadLetterQueue) == 2)
+        let table = try aira(["dlq", "list", spec.name])
+        #expect(table.status == 0 && table.stdout.contains(spec.deadLetterQueue) && table.stdout.contains(" 2 "))
+        await h.tearDown(spec)
+    }
+
+    @Test("replay by id, type and error moves exactly the matching ones; the rest stay in order")
+    func replayByFilter() async throws {
+        let h = try await MessagingHarness.make()
+        let spec = spec()
+        try await spec.declare(on: h.admin)
+        try await seedDeadLetters(h, spec: spec, count: 6, idPrefix: "a")
+        try await seedDeadLetters(h, spec: spec, count: 3, type: "test.other.v1", idPrefix: "o")
+        try await seedDeadLetters(h, spec: spec, count: 3, error: "SMTP 451 try later", idPrefix: "s")
+        let before = try await peekIDs(h, spec.deadLetterQueue)
+        #expect(before.count == 12)
+
+        // Dry run: reports, moves nothing.
+        let dry = try aira(["dlq", "replay", spec.name, "--type", "test.other.v1", "--dry-run"])
+        #expect(dry.status == 0 && dry.stdout.contains("would move 3 of 3"), "\(dry.stdout)\(dry.stderr)")
+        #expect(try await peekIDs(h, spec.deadLetterQueue) == before)
+        #expect(try await h.depth(spec.name) == 0)
+
+        let byID = try aira(["dlq", "replay", spec.name, "--id", "a1", "--id", "a4"])
+        #expect(byID.status == 0, "\(byID.stderr)")
+        let byType = try aira(["dlq", "replay", spec.name, "--type", "test.other.v1"])
+        #expect(byType.stdout.contains("moved 3 of 3"))
+        let byError = try aira(["dlq", "replay", "\(spec.name).dlq", "--error", "smtp 451", "--limit", "2"])
+        #expect(byError.stdout.contains("moved 2 of 3"))
+
+        let moved: Set<String> = ["a1", "a4", "o0", "o1", "o2", "s0", "s1"]
+        #expect(try await peekIDs(h, spec.deadLetterQueue) == before.filter { !moved.contains($0) })
+        let back = try await peekIDs(h, spec.name)
+        #expect(Set(back) == moved)
+        // Replayed: attempts reset, failure history cleared, replay time set.
+        let one = try #require(try await h.take(spec.name))
+        #expect(one.properties.headers[AiraHeader.attempts]?.intValue == 0)
+        #expect(one.properties.headers[AiraHeader.error] == nil)
+        #expect(one.properties.headers[AiraHeader.replayedAt]?.stringValue.flatMap(parseISO8601) != nil)
+        await h.tearDown(spec)
+    }
+
+    @Test("the rate cap is respected")
+    func rate() async throws {
+        let h = try await MessagingHarness.make()
+        let spec = spec()
+        try await spec.declare(on: h.admin)
+        try await seedDeadLetters(h, spec: spec, count: 30)
+        let started = ContinuousClock.now
+        let run = try aira(["dlq", "replay", spec.name, "--all", "--rate", "20"])
+        let elapsed = ContinuousClock.now - started
+        #expect(run.status == 0 && run.stdout.contains("moved 30 of 30"), "\(run.stderr)")
+        // 30 at 20/s: at least 1.45 s of pacing.
+        #expect(elapsed >= .milliseconds(1400), "took \(elapsed)")
+        #expect(try await h.depth(spec.name) == 30)
+        await h.tearDown(spec)
+    }
+
+    @Test("kill -9 in the middle of replaying 5,000: every message is in the DLQ or back in its queue")
+    func killMidReplay() async throws {
+        let h = try await MessagingHarness.make()
+        let spec = spec()
+        try await spec.declare(on: h.admin)
+        try await seedDeadLetters(h, spec: spec, count: 5000)
+        let p = Process()
+        p.executableURL = WorkerProcess.binDirectory.appendingPathComponent("aira-admin")
+        p.arguments = ["dlq", "replay", spec.name, "--all", "--rate", "2000"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        #expect(try await eventually(timeout: .seconds(30)) { try await h.depth(spec.name) >= 500 })
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        // The broker returns the killed replayer's unacked messages to the DLQ.
+        var ids: [String] = []
+        #expect(try await eventually(timeout: .seconds(20)) {
+            ids = try await peekIDs(h, spec.deadLetterQueue) + peekIDs(h, spec.name)
+            return ids.count >= 5000
+        })
+        let unique = Set(ids)
+        #expect(unique.count == 5000, "lost: \(5000 - unique.count)")
+        #expect(ids.count >= 5000)
+        #expect(try await h.depth(spec.name) < 5000, "the kill came too late to test anything")
+        await h.tearDown(spec)
+    }
+
+    @Test("purge by id, purge all with confirmation")
+    func purge() async throws {
+        let h = try await MessagingHarness.make()
+        let spec = spec()
+        try await spec.declare(on: h.admin)
+        try await seedDeadLetters(h, spec: spec, count: 5)
+        let byID = try aira(["dlq", "purge", spec.name, "--id", "d2", "--yes"])
+        #expect(byID.status == 0 && byID.stdout.contains("deleted 1"))
+        #expect(try await peekIDs(h, spec.deadLetterQueue) == ["d0", "d1", "d3", "d4"])
+        let refused = try aira(["dlq", "purge", spec.name], stdin: "no\n")
+        #expect(refused.status != 0)
+        #expect(try await h.depth(spec.deadLetterQueue) == 4)
+        let confirmed = try aira(["dlq", "purge", spec.name], stdin: "yes\n")
+        #expect(confirmed.status == 0 && confirmed.stdout.contains("deleted 4"))
+        #expect(try await h.depth(spec.deadLetterQueue) == 0)
+        await h.tearDown(spec)
+    }
+
+    @Test("bad arguments are usage errors")
+    func usage() throws {
+        let noFilter = try aira(["dlq", "replay", "some.queue"])
+        #expect(noFilter.status == 64)
+        #expect(noFilter.stderr.contains("--all"))
+        let unknown = try aira(["dlq", "frobnicate"])
+        #expect(unknown.status == 64)
+        let badSince = try aira(["dlq", "show", "q", "--since", "yesterday-ish"])
+        #expect(badSince.status != 0 && badSince.stderr.contains("--since"))
+        let help = try aira(["dlq", "replay", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("--dry-run"))
+    }
+}
