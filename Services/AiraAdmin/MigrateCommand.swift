@@ -10,12 +10,12 @@ struct Migrate: AsyncParsableCommand {
 
     @Option(name: .customLong("database-url"), help: "PostgreSQL URL (default: $AIRA_DATABASE_URL).")
     var databaseURL: String?
-    @Option(help: "Folder of NNNN_name.sql files (default: $AIRA_MIGRATIONS_DIR or ./migrations).")
+    @Option(help: "Folder of NNNN_name.sql files (default: $AIRA_MIGRATIONS_DIR or Shared/Migrations).")
     var dir: String?
 
     func run() async throws {
         let env = EnvironmentReader()
-        let folder = URL(fileURLWithPath: dir ?? env.string("AIRA_MIGRATIONS_DIR", default: "migrations"))
+        let folder = URL(fileURLWithPath: dir ?? env.string("AIRA_MIGRATIONS_DIR", default: "Shared/Migrations"))
         let migrations: [Migration]
         do {
             migrations = try Migration.load(from: folder)

@@ -201,3 +201,27 @@ struct AdminCLITests {
         #expect(help.status == 0 && help.stdout.contains("--dry-run"))
     }
 }
+
+@Suite("aira-admin: migrations", .enabled(if: TestServers.available))
+struct AdminMigrateTests {
+    @Test("migrate applies new migrations once, in order, and reports it")
+    func migrate() async throws {
+        let (pg, schema) = try await isolatedPostgres("admin.migrate")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aira-migrations-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "CREATE TABLE widgets (id serial PRIMARY KEY);".write(to: dir.appendingPathComponent("0001_widgets.sql"), atomically: true, encoding: .utf8)
+        let url = TestServers.databaseURL! + "?options=-csearch_path%3D\(schema)"
+        let first = try aira(["migrate", "--dir", dir.path, "--database-url", url])
+        #expect(first.status == 0 && first.stdout.contains("applied 1"), "\(first.stdout)\(first.stderr)")
+        try "ALTER TABLE widgets ADD COLUMN name text;".write(to: dir.appendingPathComponent("0002_name.sql"), atomically: true, encoding: .utf8)
+        let second = try aira(["migrate", "--dir", dir.path, "--database-url", url])
+        #expect(second.stdout.contains("applied 2"))
+        let third = try aira(["migrate", "--dir", dir.path, "--database-url", url])
+        #expect(third.stdout.contains("up to date (2 migrations)"))
+        #expect(try await pg.query("SELECT count(*) AS n FROM aira_schema_migrations").first?.decode("n", as: Int.self) == 2)
+        let missing = try aira(["migrate", "--dir", "/nonexistent/folder", "--database-url", url])
+        #expect(missing.status == 1 && missing.stderr.contains("cannot read migrations"))
+        await dropSchema(pg, schema)
+    }
+}
