@@ -82,17 +82,18 @@ struct RPCTests {
 
         let started = ContinuousClock.now
         await #expect {
-            _ = try await client.call(EchoRequest(text: "slow", delayMilliseconds: 1500), routingKey: spec.bindings[0],
+            _ = try await client.call(EchoRequest(text: "slow", delayMilliseconds: 3000), routingKey: spec.bindings[0],
                                       expecting: EchoResponse.self, timeout: .milliseconds(300))
         } throws: { error in
             if case RPCCallError.timeout = error { return true }
             return false
         }
-        #expect(ContinuousClock.now - started < .milliseconds(1000))
+        // Well before the 3 s reply: the caller's deadline ended the call.
+        #expect(ContinuousClock.now - started < .milliseconds(2500))
 
         // Let the slow handler finish (its reply goes nowhere), then occupy all 4 handlers and
         // queue a request whose deadline passes while it waits.
-        try await Task.sleep(for: .milliseconds(1400))
+        try await Task.sleep(for: .milliseconds(2900))
         for i in 0..<4 {
             Task { _ = try? await client.call(EchoRequest(text: "busy\(i)", delayMilliseconds: 800), routingKey: spec.bindings[0],
                                               expecting: EchoResponse.self, timeout: .seconds(5)) }

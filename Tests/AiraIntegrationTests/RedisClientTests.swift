@@ -85,6 +85,11 @@ struct RedisClientTests {
 
     @Test("many concurrent callers share the pool")
     func concurrency() async throws {
+        // A patient pool: this is about sharing 8 connections, not about lease timeouts.
+        var config = redis.configuration
+        config.leaseTimeout = .seconds(30)
+        let redis = RedisClient(configuration: config)
+        defer { Task { await redis.shutdown() } }
         let k = "\(prefix):conc"
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<500 { group.addTask { _ = try await redis.incr(k) } }
