@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries from Debian, wrapped by small shims (Shared/C*/shim.h).
@@ -53,6 +55,12 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/AiraMessaging", swiftSettings: swiftSettings),
+        // Users, roles and passwords (bcrypt on a thread pool), shared by aira-auth and aira-admin.
+        .target(name: "AiraAccounts", dependencies: [
+            "AiraPostgres",
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Shared/AiraAccounts", swiftSettings: swiftSettings),
         // What every executable shares: configuration, logging, /metrics and /health, lifecycle.
         .target(name: "AiraServiceKit", dependencies: [
             "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging",
@@ -65,7 +73,7 @@ let package = Package(
 
         // Services: one executable each, thin.
         .executableTarget(name: "aira-admin", dependencies: [
-            "AiraServiceKit", "AiraMessaging", "AiraPostgres",
+            "AiraServiceKit", "AiraMessaging", "AiraPostgres", "AiraAccounts",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/AiraAdmin", swiftSettings: swiftSettings),
 
@@ -77,11 +85,11 @@ let package = Package(
                           path: "Tests/Benchmarks/AiraBenchMessaging", swiftSettings: swiftSettings),
 
         .testTarget(name: "AiraUnitTests", dependencies: [
-            "AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit",
+            "AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ],
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
-        .testTarget(name: "AiraIntegrationTests", dependencies: ["AiraServiceKit"],
+        .testTarget(name: "AiraIntegrationTests", dependencies: ["AiraServiceKit", "AiraAccounts"],
                     path: "Tests/AiraIntegrationTests", swiftSettings: swiftSettings),
     ]
 )

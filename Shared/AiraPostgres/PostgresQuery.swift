@@ -70,6 +70,12 @@ public struct PostgresQuery: Sendable, Hashable, ExpressibleByStringInterpolatio
             self.sql += "$\(self.binds.count)"
         }
 
+        /// SQL text spliced as is (a constant column list, say). Only for text written in code,
+        /// never for input: named to be noticed, like ``PostgresQuery/init(unsafeSQL:binds:)``.
+        public mutating func appendInterpolation(unsafeRaw sql: String) {
+            self.sql += sql
+        }
+
         /// An identifier (table, schema, column), quoted and escaped.
         public mutating func appendInterpolation(identifier: String) {
             self.sql += PostgresQuery.quoteIdentifier(identifier)

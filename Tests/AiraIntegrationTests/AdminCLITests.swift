@@ -252,3 +252,45 @@ struct AdminQueuesTests {
         await h.tearDown(spec)
     }
 }
+
+import AiraAccounts
+
+@Suite("aira-admin: the first admin", .enabled(if: TestServers.available))
+struct AdminCreateAdminTests {
+    static let migrations = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Shared/Migrations").path
+
+    @Test("create-admin reads the password from stdin, hashes it, refuses duplicates unless --promote")
+    func createAdmin() async throws {
+        let (pg, schema) = try await isolatedPostgres("admin.users")
+        let url = TestServers.databaseURL! + "?options=-csearch_path%3D\(schema)"
+        let noTable = try aira(["user", "create-admin", "--email", "root@example.org", "--database-url", url], stdin: "correct horse battery\n")
+        #expect(noTable.status == 1 && noTable.stderr.contains("aira-admin migrate"), "\(noTable.stderr)")
+
+        #expect(try aira(["migrate", "--dir", Self.migrations, "--database-url", url]).status == 0)
+        let weak = try aira(["user", "create-admin", "--email", "root@example.org", "--database-url", url, "--bcrypt-cost", "4"],
+                            stdin: "short\n")
+        #expect(weak.status == 1 && weak.stderr.contains("at least 10 characters"))
+
+        let made = try aira(["user", "create-admin", "--email", " Root@Example.org ", "--database-url", url, "--bcrypt-cost", "4"],
+                            stdin: "correct horse battery\n")
+        #expect(made.status == 0 && made.stdout.contains("created ADMIN root@example.org"), "\(made.stdout)\(made.stderr)")
+        let store = AccountStore(database: pg)
+        let admin = try #require(try await store.find(email: "ROOT@example.org"))
+        #expect(admin.role == .admin && admin.emailVerifiedAt != nil)
+        #expect(try await PasswordHasher(cost: 4).verify("correct horse battery", hash: admin.passwordHash))
+        #expect(!admin.passwordHash.contains("correct"))
+
+        let again = try aira(["user", "create-admin", "--email", "root@example.org", "--database-url", url], stdin: "x\n")
+        #expect(again.status == 1 && again.stderr.contains("--promote"))
+
+        let user = try await store.create(email: "ops@example.org", passwordHash: admin.passwordHash, role: .user)
+        let promoted = try aira(["user", "create-admin", "--email", "ops@example.org", "--promote", "--database-url", url])
+        #expect(promoted.status == 0 && promoted.stdout.contains("promoted"))
+        #expect(try await store.find(id: user.id)?.role == .admin)
+        await #expect(throws: AccountStore.StoreError.emailTaken) {
+            try await store.create(email: "ops@example.org", passwordHash: "x", role: .user)
+        }
+        await dropSchema(pg, schema)
+    }
+}
