@@ -6,53 +6,85 @@ import Foundation
 
 struct Queues: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Each consumer queue with its ready messages, consumers, and messages waiting in retry tiers and the DLQ.",
-        discussion: "Counts come over AMQP (passive declare): unacknowledged counts need the management UI or rabbitmqctl.")
+        abstract: "Each consumer queue: ready and unacknowledged messages, consumers, messages waiting in retry tiers and in the DLQ.",
+        discussion: """
+            With the management API (--management-url or $AIRA_RABBITMQ_MANAGEMENT_URL) every Aira \
+            queue is found by itself and unacknowledged counts are shown. Without it, counts come \
+            over AMQP for the queues named (or $AIRA_QUEUES), and unacknowledged counts are not \
+            available ("-"): AMQP has no call that reports them.
+            """)
 
     @OptionGroup var broker: BrokerOptions
-    @Argument(help: "Consumer queues; default: $AIRA_QUEUES (comma-separated).") var queues: [String] = []
-    @Option(help: "Retry tiers to look for (as configured), e.g. 1s,10s,1m,10m.")
+    @Argument(help: "Consumer queues; default: every Aira queue (with the management API) or $AIRA_QUEUES.")
+    var queues: [String] = []
+    @Option(help: "Retry tiers to look for over AMQP (as configured), e.g. 1s,10s,1m,10m.")
     var tiers: String = "1s,10s,1m,10m"
+    @Option(name: .customLong("management-url"), help: "RabbitMQ management API, e.g. http://guest:guest@127.0.0.1:15672.")
+    var managementURL: String?
     @Flag(help: "Refresh every 2 seconds until interrupted.") var watch = false
 
     struct Row: Encodable {
         var queue: String
-        var ready: UInt32?
-        var consumers: UInt32?
-        var retrying: UInt32
-        var deadLetters: UInt32?
+        var ready: Int?
+        var unacked: Int?
+        var consumers: Int?
+        var retrying: Int
+        var deadLetters: Int?
     }
 
     func run() async throws {
-        let names = try knownQueues(queues).map(DeadLetterQueues.workQueue(for:))
+        let management = try (managementURL ?? ProcessInfo.processInfo.environment["AIRA_RABBITMQ_MANAGEMENT_URL"]).map(ManagementAPI.init(url:))
         guard let tierList = try? EnvironmentReader(["tiers": tiers]).durations("tiers", default: []) else {
             throw ValidationError("--tiers: expected durations like 1s,10s,1m")
         }
-        let connection = try await broker.connect()
-        let channel = try await connection.openChannel()
+        let connection = management == nil ? try await broker.connect() : nil
+        let channel = try await connection?.openChannel()
         repeat {
-            var rows: [Row] = []
-            for q in names {
-                let main = try? await channel.inspectQueue(q)
-                let dlq = try? await channel.inspectQueue("\(q).dlq")
-                var retrying: UInt32 = 0
-                for tier in tierList {
-                    retrying += (try? await channel.inspectQueue(QueueSpec(name: q, bindings: []).retryQueue(tier)))?.messageCount ?? 0
+            let rows: [Row]
+            if let management {
+                let vhost = try AMQPConfiguration(url: broker.amqpURL ?? EnvironmentReader().string(
+                    "AIRA_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")).vhost
+                rows = Self.rows(from: try await management.queues(vhost: vhost), only: queues.map(DeadLetterQueues.workQueue(for:)))
+            } else {
+                var collected: [Row] = []
+                for q in try knownQueues(queues).map(DeadLetterQueues.workQueue(for:)) {
+                    let main = try? await channel!.inspectQueue(q)
+                    let dlq = try? await channel!.inspectQueue("\(q).dlq")
+                    var retrying = 0
+                    for tier in tierList {
+                        retrying += Int((try? await channel!.inspectQueue(QueueSpec(name: q, bindings: []).retryQueue(tier)))?.messageCount ?? 0)
+                    }
+                    collected.append(Row(queue: q, ready: main.map { Int($0.messageCount) }, unacked: nil,
+                                         consumers: main.map { Int($0.consumerCount) }, retrying: retrying,
+                                         deadLetters: dlq.map { Int($0.messageCount) }))
                 }
-                rows.append(Row(queue: q, ready: main?.messageCount, consumers: main?.consumerCount, retrying: retrying,
-                                deadLetters: dlq?.messageCount))
+                rows = collected
             }
             if broker.json {
                 try printJSON(rows)
             } else {
                 if watch { print("\u{1B}[2J\u{1B}[H" + iso8601(Date())) }
-                printTable(["QUEUE", "READY", "CONSUMERS", "RETRYING", "DLQ"], rows.map {
-                    [$0.queue, $0.ready.map(String.init) ?? "missing", $0.consumers.map(String.init) ?? "-", "\($0.retrying)",
-                     $0.deadLetters.map(String.init) ?? "-"]
+                printTable(["QUEUE", "READY", "UNACKED", "CONSUMERS", "RETRYING", "DLQ"], rows.map {
+                    [$0.queue, $0.ready.map(String.init) ?? "missing", $0.unacked.map(String.init) ?? "-",
+                     $0.consumers.map(String.init) ?? "-", "\($0.retrying)", $0.deadLetters.map(String.init) ?? "-"]
                 })
             }
             if watch { try await Task.sleep(for: .seconds(2)) }
         } while watch
-        await connection.close()
+        await connection?.close()
+    }
+
+    /// Aira consumer queues are those with a `.dlq` sibling; retry tiers are `Q.retry.*`.
+    static func rows(from infos: [ManagementAPI.QueueInfo], only: [String]) -> [Row] {
+        let byName = Dictionary(infos.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = only.isEmpty
+            ? infos.map(\.name).filter { $0.hasSuffix(".dlq") }.map { String($0.dropLast(4)) }.filter { byName[$0] != nil }.sorted()
+            : only
+        return names.map { q in
+            let main = byName[q]
+            let retrying = infos.filter { $0.name.hasPrefix("\(q).retry.") }.reduce(0) { $0 + ($1.messages_ready ?? 0) + ($1.messages_unacknowledged ?? 0) }
+            return Row(queue: q, ready: main?.messages_ready ?? (main == nil ? nil : 0), unacked: main?.messages_unacknowledged,
+                       consumers: main?.consumers, retrying: retrying, deadLetters: byName["\(q).dlq"]?.messages_ready)
+        }
     }
 }

@@ -249,6 +249,22 @@ struct AdminQueuesTests {
         #expect(rows.first?["deadLetters"] as? Int == 2)
         let missing = try aira(["queues", uniqueName("nope")])
         #expect(missing.status == 0 && missing.stdout.contains("missing"))
+
+        // With the management API: unacknowledged counts too (held by a consumer here).
+        let holder = try await h.connection.openChannel()
+        try await holder.setPrefetch(2)
+        let held = try await holder.consume(queue: q)
+        #expect(try await eventually { try await h.depth(q) == 1 })
+        var row: [String: Any] = [:]
+        // The management API's counts lag a few seconds behind.
+        #expect(try await eventually(timeout: .seconds(20), every: .milliseconds(500)) {
+            let m = try aira(["queues", q, "--json", "--management-url", "http://guest:guest@127.0.0.1:15672"])
+            row = (try? JSONSerialization.jsonObject(with: Data(m.stdout.utf8)) as? [[String: Any]])?.first ?? [:]
+            return row["unacked"] as? Int == 2 && row["consumers"] as? Int == 1
+        }, "\(row)")
+        #expect(row["ready"] as? Int == 1 && row["retrying"] as? Int == 1 && row["deadLetters"] as? Int == 2)
+        try await holder.cancel(consumerTag: held.tag)
+        await holder.close()
         await h.tearDown(spec)
     }
 }

@@ -23,6 +23,7 @@ aira_export_env() {
   export AIRA_REDIS_URL="${AIRA_REDIS_URL:-redis://127.0.0.1:$AIRA_REDIS_PORT}"
   export AIRA_DATABASE_URL="${AIRA_DATABASE_URL:-postgres://aira:aira@127.0.0.1:$AIRA_PG_PORT/aira}"
   export AIRA_RABBITMQCTL="$AIRA_ROOT/scripts/rabbitmqctl"
+  export AIRA_RABBITMQ_MANAGEMENT_URL="${AIRA_RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:$AIRA_AMQP_MGMT_PORT}"
 }
 
 # --- installation -----------------------------------------------------------------
