@@ -10,10 +10,13 @@ struct AdminRun {
     var stderr: String
 }
 
-func aira(_ args: [String], stdin: String? = nil) throws -> AdminRun {
+func aira(_ args: [String], stdin: String? = nil, without unset: [String] = []) throws -> AdminRun {
     let p = Process()
     p.executableURL = WorkerProcess.binDirectory.appendingPathComponent("aira-admin")
     p.arguments = args
+    var env = ProcessInfo.processInfo.environment
+    for key in unset { env[key] = nil }
+    p.environment = env
     let out = Pipe(), err = Pipe(), input = Pipe()
     p.standardOutput = out
     p.standardError = err
@@ -239,7 +242,8 @@ struct AdminQueuesTests {
         try await h.publisher.publishRaw(exchange: "", routingKey: spec.retryQueue(.seconds(10)), body: Array("{}".utf8),
                                          properties: MessagePublisher.properties(type: TestJob.messageType, messageID: "t1", correlationID: nil, traceparent: nil))
         try await seedDeadLetters(h, spec: spec, count: 2)
-        let run = try aira(["queues", q, "--tiers", "10s", "--json"])
+        // Over AMQP only.
+        let run = try aira(["queues", q, "--tiers", "10s", "--json"], without: ["AIRA_RABBITMQ_MANAGEMENT_URL"])
         #expect(run.status == 0, "\(run.stderr)")
         let rows = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[String: Any]] ?? []
         #expect(rows.first?["queue"] as? String == q)
@@ -247,7 +251,7 @@ struct AdminQueuesTests {
         #expect(rows.first?["consumers"] as? Int == 0)
         #expect(rows.first?["retrying"] as? Int == 1)
         #expect(rows.first?["deadLetters"] as? Int == 2)
-        let missing = try aira(["queues", uniqueName("nope")])
+        let missing = try aira(["queues", uniqueName("nope")], without: ["AIRA_RABBITMQ_MANAGEMENT_URL"])
         #expect(missing.status == 0 && missing.stdout.contains("missing"))
 
         // With the management API: unacknowledged counts too (held by a consumer here).
