@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // C libraries from Debian, wrapped by small shims (Shared/C*/shim.h).
@@ -61,6 +63,12 @@ let package = Package(
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Shared/AiraAccounts", swiftSettings: swiftSettings),
+        // Access tokens (EdDSA JWT, verified locally) and rotating refresh tokens in Redis.
+        .target(name: "AiraTokens", dependencies: [
+            "AiraRedis",
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Shared/AiraTokens", swiftSettings: swiftSettings),
         // What every executable shares: configuration, logging, /metrics and /health, lifecycle.
         .target(name: "AiraServiceKit", dependencies: [
             "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging",
@@ -85,11 +93,13 @@ let package = Package(
                           path: "Tests/Benchmarks/AiraBenchMessaging", swiftSettings: swiftSettings),
 
         .testTarget(name: "AiraUnitTests", dependencies: [
-            "AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts",
+            "AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ],
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
-        .testTarget(name: "AiraIntegrationTests", dependencies: ["AiraServiceKit", "AiraAccounts"],
+        .testTarget(name: "AiraIntegrationTests", dependencies: ["AiraServiceKit", "AiraAccounts", "AiraTokens"],
                     path: "Tests/AiraIntegrationTests", swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,69 @@
+import AiraRedis
+import AiraTokens
+import Foundation
+import Testing
+
+@Suite("Refresh tokens in Redis: rotation, reuse detection, revocation", .enabled(if: TestServers.available))
+struct RefreshTokenTests {
+    let tokens: RefreshTokens
+    let redis: RedisClient
+
+    init() throws {
+        redis = RedisClient(configuration: try RedisConfiguration(url: TestServers.redisURL!))
+        tokens = RefreshTokens(redis: redis, lifetime: .seconds(3600))
+    }
+
+    @Test("every use rotates; only the hash is stored; TTL set")
+    func rotation() async throws {
+        let user = UUID()
+        let (first, family) = try await tokens.issue(userID: user)
+        guard case .rotated(let second, let u, let f) = try await tokens.rotate(first) else {
+            Issue.record("first rotation failed"); return
+        }
+        #expect(u == user && f == family && second != first)
+        guard case .rotated = try await tokens.rotate(second) else { Issue.record("second rotation failed"); return }
+        #expect(try await redis.send(["KEYS", "auth:rt:*\(first.dropFirst(3).prefix(10))*"]).array?.isEmpty == true)
+        let ttl = try #require(try await redis.ttl("auth:fam:\(family)"))
+        #expect(ttl > .seconds(3500))
+        #expect(try await tokens.rotate("rt_not-a-real-token") == .invalid)
+        #expect(try await tokens.rotate("garbage") == .invalid)
+    }
+
+    @Test("reusing a rotated token revokes the whole family")
+    func reuse() async throws {
+        let user = UUID()
+        let (stolen, family) = try await tokens.issue(userID: user)
+        guard case .rotated(let current, _, _) = try await tokens.rotate(stolen) else { Issue.record("rotation failed"); return }
+        #expect(try await tokens.rotate(stolen) == .reused(userID: user, family: family))
+        #expect(try await tokens.rotate(current) == .invalid) // the legitimate holder is logged out too
+        #expect(try await tokens.isActive(family: family) == false)
+    }
+
+    @Test("concurrent refreshes with one token: exactly one wins")
+    func race() async throws {
+        let (token, _) = try await tokens.issue(userID: UUID())
+        let results = try await withThrowingTaskGroup(of: RefreshTokens.Rotation.self) { group in
+            for _ in 0..<10 { group.addTask { try await tokens.rotate(token) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter { if case .rotated = $0 { true } else { false } }.count == 1)
+    }
+
+    @Test("logout ends one device; logout-all ends every device")
+    func revocation() async throws {
+        let user = UUID()
+        let (phone, phoneFamily) = try await tokens.issue(userID: user)
+        let (laptop, _) = try await tokens.issue(userID: user)
+        let (tablet, _) = try await tokens.issue(userID: user)
+        #expect(try await tokens.revokeFamily(of: phone))
+        #expect(try await tokens.rotate(phone) == .invalid)
+        #expect(try await tokens.isActive(family: phoneFamily) == false)
+        guard case .rotated(let laptop2, _, _) = try await tokens.rotate(laptop) else { Issue.record("laptop lost its session"); return }
+        #expect(try await tokens.revokeAll(userID: user) == 2)
+        #expect(try await tokens.rotate(laptop2) == .invalid)
+        #expect(try await tokens.rotate(tablet) == .invalid)
+        #expect(try await tokens.revokeFamily(of: "rt_unknown") == false)
+        try await tokens.revoke(family: "no-such-family")
+        #expect(try await redis.exists("auth:fam:no-such-family") == false)
+    }
+}
