@@ -190,8 +190,16 @@ final class AMQPSession {
 
         let arena = CArena()
         defer { withExtendedLifetime(arena) {} }
-        var properties = arena.table(["connection_name": .string(config.connectionName),
-                                      "product": .string("aira")])
+        // Capabilities: without consumer_cancel_notify the broker cancels a consumer silently
+        // (e.g. its queue was deleted) and the consumer would wait forever; connection.blocked
+        // lets us log resource alarms.
+        var properties = arena.table([
+            "connection_name": .string(config.connectionName),
+            "product": .string("aira"),
+            "capabilities": .table(["consumer_cancel_notify": .bool(true), "connection.blocked": .bool(true),
+                                    "publisher_confirms": .bool(true), "basic.nack": .bool(true),
+                                    "exchange_exchange_bindings": .bool(true)]),
+        ])
         let reply = aira_amqp_login_plain_properties(
             state, config.vhost, 0, 131_072, Int32(config.heartbeat.seconds.rounded()), &properties,
             config.user, config.password)

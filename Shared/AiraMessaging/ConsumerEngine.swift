@@ -89,7 +89,9 @@ final class ConsumerEngine: Sendable {
                                                              "prefetch": "\(self.options.prefetch)"])
                     await ended.wait()
                     if self.shuttingDown || Task.isCancelled { break }
-                    // The broker cancelled the consumer (queue deleted?) or the channel closed.
+                    // The broker cancelled the consumer (queue deleted?) or the channel closed:
+                    // drop that channel (it would otherwise be restored on every reconnect).
+                    if let old = self.state.withLock({ $0.consumer }) { await old.channel.close() }
                     attempt += 1
                     self.logger.warning("consumer stopped, setting up again", metadata: [LogKey.queue: "\(self.spec.name)"])
                     try? await Task.sleep(for: Backoff().delay(attempt: attempt))

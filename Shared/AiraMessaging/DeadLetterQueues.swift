@@ -88,11 +88,12 @@ public struct DeadLetterQueues: Sendable {
             throw AMQPError.channelClosed(code: 404, text: "work queue '\(target)' does not exist; nothing to replay into")
         }
         let publisher = try await MessagePublisher.open(on: self.connection)
-        defer { Task { [channel = publisher.channel] in await channel.close() } }
         let pacer = Pacer(ratePerSecond: ratePerSecond)
         var matched = 0
         var moved: [String] = []
-        let result = try await self.scan(dlq) { letter in
+        let scanned: Result<ScanResult, any Error>
+        do {
+            scanned = .success(try await self.scan(dlq) { letter in
             guard filter.matches(letter) else { return .keep }
             matched += 1
             guard moved.count < limit else { return .keep }
@@ -106,7 +107,12 @@ public struct DeadLetterQueues: Sendable {
             moved.append(letter.messageID)
             onMoved(letter)
             return .remove
+            })
+        } catch {
+            scanned = .failure(error)
         }
+        await publisher.channel.close()
+        let result = try scanned.get()
         return ReplayReport(queue: dlq, target: target, scanned: result.seen.count, matched: matched, moved: moved,
                             dryRun: dryRun, incomplete: result.incomplete)
     }
@@ -116,8 +122,9 @@ public struct DeadLetterQueues: Sendable {
         let dlq = Self.deadLetterQueue(for: queue)
         if ids.isEmpty {
             let channel = try await self.connection.openChannel()
-            defer { Task { await channel.close() } }
-            return Int(try await channel.purgeQueue(dlq))
+            let purged = await Result(catching: { try await channel.purgeQueue(dlq) })
+            await channel.close()
+            return Int(try purged.get())
         }
         var removed = 0
         _ = try await self.scan(dlq) { letter in
@@ -207,11 +214,12 @@ public struct DeadLetterQueues: Sendable {
     /// The message count of an existing queue, nil if it does not exist.
     func depth(_ queue: String) async throws -> UInt32? {
         let channel = try await self.connection.openChannel()
-        defer { Task { await channel.close() } }
-        do {
-            return try await channel.inspectQueue(queue).messageCount
-        } catch let error as AMQPError where error.replyCode == 404 {
-            return nil
+        let status = await Result(catching: { try await channel.inspectQueue(queue) })
+        await channel.close()
+        switch status {
+        case .success(let s): return s.messageCount
+        case .failure(let error as AMQPError) where error.replyCode == 404: return nil
+        case .failure(let error): throw error
         }
     }
 }
@@ -251,4 +259,11 @@ private final class IteratorBox: @unchecked Sendable {
     var iterator: AsyncStream<AMQPDelivery>.Iterator
     init(_ iterator: AsyncStream<AMQPDelivery>.Iterator) { self.iterator = iterator }
     func next() async -> AMQPDelivery? { await self.iterator.next() }
+}
+
+extension Result where Failure == any Error {
+    /// Runs `body`, keeping its outcome (so cleanup can be awaited before rethrowing).
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
 }

@@ -160,6 +160,21 @@ struct ConsumerRuntimeTests {
         await h.tearDown(a, b)
     }
 
+    @Test("a consumer whose queue is deleted under it declares it again and goes on")
+    func queueDeleted() async throws {
+        let h = try await MessagingHarness.make()
+        let spec = spec("deleted")
+        let recorder = Recorder()
+        let services = RunningServices([h.consumer(spec, recorder: recorder)])
+        #expect(try await h.waitForConsumers(spec.name))
+        try await h.admin.deleteQueue(spec.name) // the broker cancels the consumer
+        #expect(try await h.waitForConsumers(spec.name, timeout: .seconds(15)), "not set up again")
+        try await h.publisher.publish(TestJob(id: "after", action: "ok"), routingKey: spec.bindings[0])
+        #expect(try await eventually { recorder.succeededIDs == ["after"] })
+        await services.stop()
+        await h.tearDown(spec)
+    }
+
     @Test("graceful shutdown lets in-flight handlers finish and acks them")
     func gracefulShutdown() async throws {
         let h = try await MessagingHarness.make()

@@ -12,6 +12,14 @@ struct WorkerProcessTests {
         redis = RedisClient(configuration: try RedisConfiguration(url: TestServers.redisURL!))
     }
 
+    /// A queue for worker processes, and the Redis key prefix they record under.
+    func workerQueue(_ name: String, deliveryLimit: Int = 5) -> (QueueSpec, String) {
+        let queue = uniqueName(name)
+        let spec = QueueSpec(name: queue, bindings: ["\(queue).key"], retry: RetryPolicy(tiers: [.milliseconds(200)], maxAttempts: 3),
+                             deliveryLimit: deliveryLimit)
+        return (spec, "aira-test:\(queue)")
+    }
+
     func cleanup(_ key: String) async {
         _ = try? await redis.send(["DEL", "\(key):done", "\(key):started", "\(key):by-worker"])
     }
@@ -19,8 +27,8 @@ struct WorkerProcessTests {
     @Test("two worker processes on one queue share its messages")
     func competingConsumers() async throws {
         let h = try await MessagingHarness.make()
-        let queue = uniqueName("compete"), key = "aira-test:\(queue)"
-        let spec = QueueSpec(name: queue, bindings: ["\(queue).key"], retry: RetryPolicy(tiers: [.milliseconds(200)], maxAttempts: 3), deliveryLimit: 5)
+        let (spec, key) = workerQueue("compete")
+        let queue = spec.name
         let a = try WorkerProcess(queue: queue, key: key, worker: "a")
         let b = try WorkerProcess(queue: queue, key: key, worker: "b")
         #expect(try await h.waitForConsumers(queue, count: 2, timeout: .seconds(30)), "workers did not start:\n\(a.log)\n\(b.log)")
@@ -42,8 +50,8 @@ struct WorkerProcessTests {
     @Test("a consumer killed mid-message: the message is redelivered and handled")
     func crashRedelivery() async throws {
         let h = try await MessagingHarness.make()
-        let queue = uniqueName("crash"), key = "aira-test:\(queue)"
-        let spec = QueueSpec(name: queue, bindings: ["\(queue).key"], retry: RetryPolicy(tiers: [.milliseconds(200)], maxAttempts: 3), deliveryLimit: 5)
+        let (spec, key) = workerQueue("crash")
+        let queue = spec.name
         let first = try WorkerProcess(queue: queue, key: key, worker: "first")
         #expect(try await h.waitForConsumers(queue, timeout: .seconds(30)), "worker did not start:\n\(first.log)")
         try await h.publisher.publish(TestJob(id: "fragile", action: "crash-once"), routingKey: spec.bindings[0])
@@ -63,8 +71,8 @@ struct WorkerProcessTests {
     @Test("a message that keeps killing consumers ends in the DLQ via the delivery limit")
     func poisonMessage() async throws {
         let h = try await MessagingHarness.make()
-        let queue = uniqueName("poison"), key = "aira-test:\(queue)"
-        let spec = QueueSpec(name: queue, bindings: ["\(queue).key"], retry: RetryPolicy(tiers: [.milliseconds(200)], maxAttempts: 3), deliveryLimit: 2)
+        let (spec, key) = workerQueue("poison", deliveryLimit: 2)
+        let queue = spec.name
         try await spec.declare(on: h.admin)
         try await h.publisher.publish(TestJob(id: "poison", action: "crash"), routingKey: spec.bindings[0])
         try await h.publisher.publish(TestJob(id: "healthy", action: "ok"), routingKey: spec.bindings[0])
@@ -104,8 +112,8 @@ struct WorkerProcessTests {
     @Test("SIGTERM: in-flight messages finish and are acked, then the process exits 0")
     func sigtermDrains() async throws {
         let h = try await MessagingHarness.make()
-        let queue = uniqueName("sigterm"), key = "aira-test:\(queue)"
-        let spec = QueueSpec(name: queue, bindings: ["\(queue).key"], retry: RetryPolicy(tiers: [.milliseconds(200)], maxAttempts: 3), deliveryLimit: 5)
+        let (spec, key) = workerQueue("sigterm")
+        let queue = spec.name
         let w = try WorkerProcess(queue: queue, key: key, worker: "drain", environment: ["AIRA_CONCURRENCY": "2", "AIRA_PREFETCH": "4"])
         #expect(try await h.waitForConsumers(queue, timeout: .seconds(30)), "worker did not start:\n\(w.log)")
         for i in 0..<4 {
