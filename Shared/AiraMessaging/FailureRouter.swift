@@ -2,6 +2,7 @@ import AiraAMQP
 import AiraCore
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// What to do with a message whose handling failed: the decision alone, without I/O, so the
 /// retry protocol is unit-tested on its own.
@@ -108,5 +109,23 @@ struct ConsumerParts: Sendable {
         self.engine = ConsumerEngine(spec: spec, connection: connection, options: options, logger: logger)
         self.router = FailureRouter(spec: spec, publisher: publisher)
         self.metrics = QueueMetrics(queue: spec.name)
+    }
+}
+
+/// A consumer of either kind: the engine runs it, and every delivery is counted and timed here;
+/// the kind only says what handling a message means.
+protocol EngineConsumer: Service, Sendable {
+    var parts: ConsumerParts { get }
+    func handle(_ message: InboundMessage, delivery: AMQPDelivery, channel: AMQPChannel) async
+}
+
+extension EngineConsumer {
+    public func run() async throws {
+        await self.parts.engine.run { delivery, channel in
+            self.parts.metrics.received.increment()
+            let started = ContinuousClock.now
+            await self.handle(InboundMessage(delivery), delivery: delivery, channel: channel)
+            self.parts.metrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        }
     }
 }

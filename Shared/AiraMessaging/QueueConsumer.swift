@@ -9,7 +9,7 @@ import ServiceLifecycle
 ///
 /// Per message: poison check (delivery limit) → type check → decode → handler. Success acks.
 /// Failure republishes a copy (confirmed) to the next retry tier or to the DLQ, then acks.
-public final class QueueConsumer<Handler: MessageHandler>: Service, Sendable {
+public final class QueueConsumer<Handler: MessageHandler>: EngineConsumer {
     let parts: ConsumerParts
     let handler: Handler
     public var spec: QueueSpec { self.parts.spec }
@@ -20,18 +20,8 @@ public final class QueueConsumer<Handler: MessageHandler>: Service, Sendable {
         self.handler = handler
     }
 
-    public func run() async throws {
-        await self.parts.engine.run { delivery, channel in
-            await self.process(delivery, channel: channel)
-        }
-    }
-
-    func process(_ delivery: AMQPDelivery, channel: AMQPChannel) async {
+    func handle(_ message: InboundMessage, delivery: AMQPDelivery, channel: AMQPChannel) async {
         let (spec, metrics) = (self.parts.spec, self.parts.metrics)
-        let message = InboundMessage(delivery)
-        metrics.received.increment()
-        let started = ContinuousClock.now
-        defer { metrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
 
         switch Admission<Handler.Message>.check(message, spec: spec) {
         case .reject(let code, let reason, let disposition):

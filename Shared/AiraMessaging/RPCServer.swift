@@ -9,7 +9,7 @@ import ServiceLifecycle
 ///
 /// Requests whose caller has given up are dropped unanswered. Undecodable requests and poison
 /// requests (delivery limit) go to the DLQ with reasons and get a typed error reply.
-public final class RPCServer<Handler: RPCHandler>: Service, Sendable {
+public final class RPCServer<Handler: RPCHandler>: EngineConsumer {
     let parts: ConsumerParts
     let handler: Handler
     /// Backoff between in-process retries of transient failures.
@@ -23,18 +23,8 @@ public final class RPCServer<Handler: RPCHandler>: Service, Sendable {
         self.handler = handler
     }
 
-    public func run() async throws {
-        await self.parts.engine.run { delivery, channel in
-            await self.process(delivery, channel: channel)
-        }
-    }
-
-    func process(_ delivery: AMQPDelivery, channel: AMQPChannel) async {
+    func handle(_ message: InboundMessage, delivery: AMQPDelivery, channel: AMQPChannel) async {
         let (spec, metrics) = (self.parts.spec, self.parts.metrics)
-        let message = InboundMessage(delivery)
-        metrics.received.increment()
-        let started = ContinuousClock.now
-        defer { metrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
 
         if let deadline = message.deadline, deadline < Date() {
             metrics.expired.increment()
