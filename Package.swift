@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C libraries from Debian, wrapped by small shims (Shared/C*/shim.h).
@@ -69,6 +70,9 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Shared/AiraTokens", swiftSettings: swiftSettings),
+        // Message contracts between services: auth RPC, audit events, mail.
+        .target(name: "AiraContracts", dependencies: ["AiraMessaging"],
+                path: "Shared/AiraContracts", swiftSettings: swiftSettings),
         // What every executable shares: configuration, logging, /metrics and /health, lifecycle.
         .target(name: "AiraServiceKit", dependencies: [
             "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging",
@@ -81,9 +85,20 @@ let package = Package(
 
         // Services: one executable each, thin.
         .executableTarget(name: "aira-admin", dependencies: [
-            "AiraServiceKit", "AiraMessaging", "AiraPostgres", "AiraAccounts",
+            "AiraServiceKit", "AiraMessaging", "AiraPostgres", "AiraAccounts", "AiraTokens",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/AiraAdmin", swiftSettings: swiftSettings),
+
+        .executableTarget(name: "aira-auth", dependencies: [
+            "AiraServiceKit", "AiraContracts", "AiraAccounts", "AiraTokens",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Services/AiraAuth", swiftSettings: swiftSettings),
+
+        .executableTarget(name: "aira-gateway", dependencies: [
+            "AiraServiceKit", "AiraContracts", "AiraAccounts", "AiraTokens",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ], path: "Services/AiraGateway", swiftSettings: swiftSettings),
 
         // A real consumer process the integration tests start, kill and scale.
         .executableTarget(name: "aira-test-worker", dependencies: ["AiraServiceKit"],
@@ -99,7 +114,11 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ],
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
-        .testTarget(name: "AiraIntegrationTests", dependencies: ["AiraServiceKit", "AiraAccounts", "AiraTokens"],
+        .testTarget(name: "AiraIntegrationTests", dependencies: [
+            "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
                     path: "Tests/AiraIntegrationTests", swiftSettings: swiftSettings),
     ]
 )

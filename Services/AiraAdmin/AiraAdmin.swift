@@ -12,7 +12,7 @@ struct AiraAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aira-admin",
         abstract: "Operate Aira: queue health, dead letters (inspect, replay, purge), migrations, the first admin.",
-        subcommands: [Queues.self, DLQ.self, Migrate.self, User.self])
+        subcommands: [Queues.self, DLQ.self, Migrate.self, User.self, Keys.self])
 }
 
 /// Options every command that talks to the broker shares.

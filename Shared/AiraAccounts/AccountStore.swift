@@ -50,6 +50,40 @@ public struct AccountStore: Sendable {
         guard r.affectedRows == 1 else { throw StoreError.notFound }
     }
 
+    /// Replaces the password hash (and records when, for audit and token policy).
+    public func setPassword(hash: String, for id: UUID) async throws {
+        let r = try await self.database.query("""
+            UPDATE users SET password_hash = \(hash), password_changed_at = now(), updated_at = now() WHERE id = \(id)
+            """)
+        guard r.affectedRows == 1 else { throw StoreError.notFound }
+    }
+
+    /// Suspends (or reinstates) an account; returns it as it is now.
+    @discardableResult
+    public func setSuspended(_ suspended: Bool, for id: UUID) async throws -> Account {
+        let row = try await self.database.query("""
+            UPDATE users SET suspended_at = CASE WHEN \(suspended) THEN coalesce(suspended_at, now()) ELSE NULL END,
+                             updated_at = now()
+            WHERE id = \(id) RETURNING \(unsafeRaw: Self.columns)
+            """).first
+        return try Self.account(try row.orThrow(StoreError.notFound))
+    }
+
+    /// Marks the email verified (idempotent: the first verification time is kept).
+    @discardableResult
+    public func markVerified(_ id: UUID) async throws -> Account {
+        let row = try await self.database.query("""
+            UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
+            WHERE id = \(id) RETURNING \(unsafeRaw: Self.columns)
+            """).first
+        return try Self.account(try row.orThrow(StoreError.notFound))
+    }
+
+    /// Removes an account that never became usable (signup whose verification mail could not be queued).
+    public func delete(_ id: UUID) async throws {
+        _ = try await self.database.query("DELETE FROM users WHERE id = \(id)")
+    }
+
     static let columns = "id, email, role, password_hash, email_verified_at, suspended_at, created_at"
 
     static func account(_ row: PostgresRow) throws -> Account {

@@ -42,31 +42,44 @@ public struct MessageContext: Sendable {
     }
 }
 
-/// The checks every consumer makes before its handler runs, in order.
-enum Admission<Message: MessageContract> {
-    case accept(Message)
+/// The checks every consumer makes before its handler runs, in order: delivery limit, a
+/// known type, a decodable body.
+enum Admission<Payload> {
+    case accept(Payload)
     case reject(code: String, reason: String, disposition: FailurePlan.Disposition)
 
-    static func check(_ message: InboundMessage, spec: QueueSpec) -> Admission {
+    /// `decoder(type)` returns how to decode a message of `type`, or nil when the queue does not
+    /// serve that type; `expected` names what it serves, for the dead-letter reason.
+    static func check(_ message: InboundMessage, spec: QueueSpec, expected: String,
+                      decoder: (String) -> (([UInt8]) throws -> Payload)?) -> Admission {
         if message.deliveryCount >= spec.deliveryLimit {
             return .reject(code: "delivery_limit",
                            reason: "delivered \(message.deliveryCount + 1) times without an acknowledgement: consumers crashed or disconnected while handling it",
                            disposition: .deliveryLimit)
         }
         guard let type = message.type else {
-            return .reject(code: "unknown_message_type", reason: "message has no type (expected '\(Message.messageType)')",
+            return .reject(code: "unknown_message_type", reason: "message has no type (expected \(expected))",
                            disposition: .permanent)
         }
-        guard type == Message.messageType else {
+        guard let decode = decoder(type) else {
             return .reject(code: "unknown_message_type",
-                           reason: "unknown message type '\(type)' for queue \(spec.name) (expected '\(Message.messageType)')",
+                           reason: "unknown message type '\(type)' for queue \(spec.name) (expected \(expected))",
                            disposition: .permanent)
         }
         do {
-            return .accept(try MessageCoding.decode(Message.self, from: message.body))
+            return .accept(try decode(message.body))
         } catch {
             return .reject(code: "decoding_failed", reason: "undecodable \(type): \(MessageCoding.describe(error))",
                            disposition: .permanent)
+        }
+    }
+}
+
+extension Admission where Payload: MessageContract {
+    /// For a queue that serves exactly one contract.
+    static func check(_ message: InboundMessage, spec: QueueSpec) -> Admission {
+        self.check(message, spec: spec, expected: "'\(Payload.messageType)'") { type in
+            type == Payload.messageType ? { try MessageCoding.decode(Payload.self, from: $0) } : nil
         }
     }
 }

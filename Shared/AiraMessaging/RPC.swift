@@ -52,3 +52,37 @@ public protocol RPCHandler: Sendable {
     associatedtype Response: Codable & Sendable
     func handle(_ request: Request, context: MessageContext) async throws -> Response
 }
+
+/// The request types one RPC queue serves, each with its handler. A queue per group of
+/// operations with similar cost (e.g. bcrypt-heavy vs. cheap) keeps cheap calls from waiting
+/// behind expensive ones.
+///
+///     var routes = RPCRoutes()
+///     routes.on(LoginRequest.self) { request, context in try await service.login(request) }
+public struct RPCRoutes: Sendable {
+    /// A decoded request, ready to run (and re-run, for in-process retries); returns the encoded response.
+    typealias Call = @Sendable (MessageContext) async throws -> [UInt8]
+    typealias Decoder = @Sendable ([UInt8]) throws -> Call
+
+    private(set) var decoders: [String: Decoder] = [:]
+
+    public init() {}
+
+    /// A queue serving one ``RPCHandler``.
+    public init<Handler: RPCHandler>(_ handler: Handler) {
+        self.on(Handler.Request.self) { request, context in try await handler.handle(request, context: context) }
+    }
+
+    /// Serves `Request` (by its `messageType`) with `handler`. A later route for the same type replaces the earlier.
+    public mutating func on<Request: MessageContract, Response: Encodable & Sendable>(
+        _ type: Request.Type, _ handler: @escaping @Sendable (Request, MessageContext) async throws -> Response
+    ) {
+        self.decoders[Request.messageType] = { body in
+            let request = try MessageCoding.decode(Request.self, from: body)
+            return { context in try MessageCoding.encode(try await handler(request, context)) }
+        }
+    }
+
+    /// The served message types, sorted (for errors and logs).
+    public var messageTypes: [String] { self.decoders.keys.sorted() }
+}

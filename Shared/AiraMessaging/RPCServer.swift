@@ -4,23 +4,32 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Serves RPC requests from `spec`'s queue: a `Service` that runs `handler` for each request
-/// and replies to its `reply_to` with the correlation id.
+/// Serves RPC requests from `spec`'s queue: a `Service` that runs the route for each request's
+/// type and replies to its `reply_to` with the correlation id.
 ///
 /// Requests whose caller has given up are dropped unanswered. Undecodable requests and poison
 /// requests (delivery limit) go to the DLQ with reasons and get a typed error reply.
-public final class RPCServer<Handler: RPCHandler>: EngineConsumer {
+public final class RPCServer: EngineConsumer {
     let parts: ConsumerParts
-    let handler: Handler
+    let routes: RPCRoutes
     /// Backoff between in-process retries of transient failures.
     let retryBackoff = Backoff(initial: .milliseconds(50), maximum: .seconds(1))
     public var spec: QueueSpec { self.parts.spec }
 
-    public init(spec: QueueSpec, handler: Handler, connection: AMQPConnection, publisher: MessagePublisher,
+    public init(spec: QueueSpec, routes: RPCRoutes, connection: AMQPConnection, publisher: MessagePublisher,
                 options: ConsumerOptions = ConsumerOptions(), logger: Logger) {
         precondition(spec.kind == .rpc, "RPCServer needs a QueueSpec of kind .rpc")
+        precondition(!routes.messageTypes.isEmpty, "RPCServer needs at least one route")
         self.parts = ConsumerParts(spec: spec, connection: connection, publisher: publisher, options: options, logger: logger)
-        self.handler = handler
+        self.routes = routes
+    }
+
+    /// A queue serving one request type.
+    public convenience init<Handler: RPCHandler>(spec: QueueSpec, handler: Handler, connection: AMQPConnection,
+                                                 publisher: MessagePublisher, options: ConsumerOptions = ConsumerOptions(),
+                                                 logger: Logger) {
+        self.init(spec: spec, routes: RPCRoutes(handler), connection: connection, publisher: publisher,
+                  options: options, logger: logger)
     }
 
     func handle(_ message: InboundMessage, delivery: AMQPDelivery, channel: AMQPChannel) async {
@@ -33,7 +42,8 @@ public final class RPCServer<Handler: RPCHandler>: EngineConsumer {
             return
         }
 
-        switch Admission<Handler.Request>.check(message, spec: spec) {
+        let expected = self.routes.messageTypes.map { "'\($0)'" }.joined(separator: ", ")
+        switch Admission<RPCRoutes.Call>.check(message, spec: spec, expected: expected, decoder: { self.routes.decoders[$0] }) {
         case .reject(let code, let reason, let disposition):
             let logger = self.parts.logger.with(message, queue: spec.name)
             let plan = FailurePlan.deadLetter(queue: spec.deadLetterQueue, attempts: message.attempts + 1, disposition: disposition)
@@ -44,9 +54,9 @@ public final class RPCServer<Handler: RPCHandler>: EngineConsumer {
             let replyCode = disposition == .permanent ? RPCErrorReply.badRequestCode : RPCErrorReply.internalCode
             self.reply(to: message, .failure(RPCErrorReply(code: replyCode, message: reason)))
 
-        case .accept(let request):
+        case .accept(let call):
             let context = MessageContext(message: message, queue: spec.name, logger: self.parts.logger, publisher: self.parts.publisher)
-            let result = await self.handle(request, context: context, deadline: message.deadline)
+            let result = await self.run(call, context: context, deadline: message.deadline)
             if case .success = result { metrics.succeeded.increment() }
             self.reply(to: message, result)
             channel.ack(delivery)
@@ -54,12 +64,11 @@ public final class RPCServer<Handler: RPCHandler>: EngineConsumer {
     }
 
     /// Runs the handler, retrying transient errors while the deadline allows.
-    private func handle(_ request: Handler.Request, context: MessageContext,
-                        deadline: Date?) async -> Result<Handler.Response, RPCErrorReply> {
+    private func run(_ call: RPCRoutes.Call, context: MessageContext, deadline: Date?) async -> Result<[UInt8], RPCErrorReply> {
         var attempt = 0
         while true {
             do {
-                return .success(try await self.handler.handle(request, context: context))
+                return .success(try await call(context))
             } catch let reply as RPCErrorReply {
                 return .failure(reply)
             } catch {
@@ -81,18 +90,13 @@ public final class RPCServer<Handler: RPCHandler>: EngineConsumer {
         }
     }
 
-    private func reply(to message: InboundMessage, _ result: Result<Handler.Response, RPCErrorReply>) {
+    private func reply(to message: InboundMessage, _ result: Result<[UInt8], RPCErrorReply>) {
         guard let replyTo = message.properties.replyTo else { return }
         let body: [UInt8]
         let status: String
-        do {
-            switch result {
-            case .success(let response): body = try MessageCoding.encode(response); status = "ok"
-            case .failure(let error): body = try MessageCoding.encode(error); status = "error"
-            }
-        } catch {
-            body = (try? MessageCoding.encode(RPCErrorReply(code: RPCErrorReply.internalCode, message: "response not encodable"))) ?? []
-            status = "error"
+        switch result {
+        case .success(let response): (body, status) = (response, "ok")
+        case .failure(let error): (body, status) = ((try? MessageCoding.encode(error)) ?? Array(#"{"code":"internal","message":"error not encodable"}"#.utf8), "error")
         }
         let properties = AMQPProperties(contentType: "application/json",
                                         headers: [AiraHeader.rpcStatus: .string(status)],

@@ -10,15 +10,19 @@ final class WorkerProcess: @unchecked Sendable {
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     }
 
-    init(queue: String, key: String, worker: String, environment extra: [String: String] = [:]) throws {
-        self.logURL = FileManager.default.temporaryDirectory.appendingPathComponent("aira-test-worker-\(worker)-\(UUID().uuidString.prefix(6)).log")
+    convenience init(queue: String, key: String, worker: String, environment extra: [String: String] = [:]) throws {
+        var env = ["AIRA_TEST_QUEUE": queue, "AIRA_TEST_KEY": key, "AIRA_WORKER_ID": worker]
+        env.merge(extra) { $1 }
+        try self.init(executable: "aira-test-worker", name: worker, environment: env)
+    }
+
+    /// Starts one of the package's executables with the test environment plus `extra`.
+    init(executable: String, name: String, environment extra: [String: String] = [:]) throws {
+        self.logURL = FileManager.default.temporaryDirectory.appendingPathComponent("\(executable)-\(name)-\(UUID().uuidString.prefix(6)).log")
         FileManager.default.createFile(atPath: self.logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: self.logURL)
-        self.process.executableURL = Self.binDirectory.appendingPathComponent("aira-test-worker")
+        self.process.executableURL = Self.binDirectory.appendingPathComponent(executable)
         var env = ProcessInfo.processInfo.environment
-        env["AIRA_TEST_QUEUE"] = queue
-        env["AIRA_TEST_KEY"] = key
-        env["AIRA_WORKER_ID"] = worker
         env["AIRA_HTTP_PORT"] = "0"
         env["AIRA_LOG_LEVEL"] = env["AIRA_TEST_WORKER_LOG_LEVEL"] ?? "info"
         env.merge(extra) { $1 }

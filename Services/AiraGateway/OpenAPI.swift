@@ -1,0 +1,276 @@
+/// The gateway's API as OpenAPI 3, served at `/openapi.yaml`. At start-up the gateway checks
+/// that this document and its router list the same operations (``OpenAPI/mismatches(routes:)``)
+/// and refuses to start otherwise, so the document cannot drift from the code.
+enum OpenAPI {
+    /// `(METHOD, /path/{param})` pairs in the document.
+    static var operations: Set<String> {
+        var result: Set<String> = []
+        var path: String?
+        for line in self.document.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
+                path = String(line.dropFirst(2).dropLast())
+            } else if !line.isEmpty, !line.hasPrefix(" ") {
+                path = nil
+            } else if let p = path, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast()
+                if ["get", "post", "put", "patch", "delete"].contains(method) { result.insert("\(method.uppercased()) \(p)") }
+            }
+        }
+        return result
+    }
+
+    /// Operations in the router but not documented, and documented but not routed.
+    static func mismatches(routes: [String]) -> (undocumented: [String], unrouted: [String]) {
+        let routed = Set(routes.map(Self.normalize))
+        let documented = self.operations
+        return (routed.subtracting(documented).sorted(), documented.subtracting(routed).sorted())
+    }
+
+    /// `POST /api/admin/users/:id/suspend` → `POST /api/admin/users/{id}/suspend`.
+    static func normalize(_ route: String) -> String {
+        route.split(separator: " ", maxSplits: 1).enumerated().map { i, part in
+            i == 0 ? String(part) : part.split(separator: "/", omittingEmptySubsequences: false).map { c in
+                c.hasPrefix(":") ? "{\(c.dropFirst())}" : String(c)
+            }.joined(separator: "/")
+        }.joined(separator: " ")
+    }
+
+    static let document = """
+        openapi: 3.0.3
+        info:
+          title: Aira API
+          version: "1"
+          description: |
+            Aira's HTTP API (aira-gateway). Errors always have the shape
+            {"error":{"code":"…","message":"…"}}. Every response carries X-Request-Id.
+            Endpoints under /api are rate limited per client address and per user, with
+            RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset and RateLimit-Policy headers;
+            over the limit: 429 with Retry-After. A backend that is not running or not accepting
+            work: 503 with Retry-After. A backend that does not answer in time: 504.
+        servers:
+          - url: http://127.0.0.1:8080
+        components:
+          securitySchemes:
+            bearer:
+              type: http
+              scheme: bearer
+              bearerFormat: JWT (EdDSA, 15 min)
+          schemas:
+            Error:
+              type: object
+              required: [error]
+              properties:
+                error:
+                  type: object
+                  required: [code, message]
+                  properties:
+                    code: {type: string, example: invalid_credentials}
+                    message: {type: string}
+            Credentials:
+              type: object
+              required: [email, password]
+              properties:
+                email: {type: string, format: email}
+                password: {type: string, minLength: 10, description: "10 characters to 72 bytes, not common, not the email"}
+            User:
+              type: object
+              required: [id, email, role, emailVerified, suspended, createdAt]
+              properties:
+                id: {type: string, format: uuid}
+                email: {type: string}
+                role: {type: string, enum: [USER, ADMIN]}
+                emailVerified: {type: boolean}
+                suspended: {type: boolean}
+                createdAt: {type: string, format: date-time}
+            TokenPair:
+              type: object
+              required: [accessToken, tokenType, expiresIn, refreshToken, user]
+              properties:
+                accessToken: {type: string}
+                tokenType: {type: string, enum: [Bearer]}
+                expiresIn: {type: integer, description: seconds}
+                refreshToken: {type: string, description: "opaque; single use: every refresh returns a new one"}
+                user: {$ref: "#/components/schemas/User"}
+            SessionsEnded:
+              type: object
+              required: [sessionsEnded]
+              properties:
+                sessionsEnded: {type: integer}
+          responses:
+            Error:
+              description: Error
+              content:
+                application/json:
+                  schema: {$ref: "#/components/schemas/Error"}
+        paths:
+          /api/auth/signup:
+            post:
+              summary: Create an account; a verification mail is queued
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: {$ref: "#/components/schemas/Credentials"}
+              responses:
+                "201":
+                  description: Created
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        properties:
+                          userId: {type: string, format: uuid}
+                          email: {type: string}
+                          verificationSent: {type: boolean}
+                "400": {$ref: "#/components/responses/Error"}
+                "409": {$ref: "#/components/responses/Error"}
+                "413": {$ref: "#/components/responses/Error"}
+                "415": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+                "504": {$ref: "#/components/responses/Error"}
+          /api/auth/verify:
+            get:
+              summary: Verify an email address (the link in the verification mail)
+              parameters:
+                - {name: token, in: query, required: true, schema: {type: string}}
+              responses:
+                "200": {description: Verified, content: {application/json: {schema: {$ref: "#/components/schemas/User"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+            post:
+              summary: Verify an email address
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: {type: object, required: [token], properties: {token: {type: string}}}
+              responses:
+                "200": {description: Verified, content: {application/json: {schema: {$ref: "#/components/schemas/User"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+          /api/auth/login:
+            post:
+              summary: Log in (opens a session on this device)
+              description: |
+                Failed logins are throttled per account and per client address with a growing
+                delay (429 login_throttled with Retry-After). Suspended accounts get 403.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: {$ref: "#/components/schemas/Credentials"}
+              responses:
+                "200": {description: Logged in, content: {application/json: {schema: {$ref: "#/components/schemas/TokenPair"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+                "504": {$ref: "#/components/responses/Error"}
+          /api/auth/refresh:
+            post:
+              summary: Exchange a refresh token for a new pair (rotation)
+              description: Presenting an already-used refresh token ends that session (401 token_reused).
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: {type: object, required: [refreshToken], properties: {refreshToken: {type: string}}}
+              responses:
+                "200": {description: New tokens, content: {application/json: {schema: {$ref: "#/components/schemas/TokenPair"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+          /api/auth/logout:
+            post:
+              summary: End this device's session
+              security: [{bearer: []}]
+              responses:
+                "200": {description: Ended, content: {application/json: {schema: {$ref: "#/components/schemas/SessionsEnded"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+          /api/auth/logout-all:
+            post:
+              summary: End every session of the user (all devices)
+              security: [{bearer: []}]
+              responses:
+                "200": {description: Ended, content: {application/json: {schema: {$ref: "#/components/schemas/SessionsEnded"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+          /api/auth/password:
+            post:
+              summary: Change the password; every session ends, this device gets a new one
+              security: [{bearer: []}]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [currentPassword, newPassword]
+                      properties:
+                        currentPassword: {type: string}
+                        newPassword: {type: string}
+              responses:
+                "200":
+                  description: Changed
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        properties:
+                          sessionsEnded: {type: integer}
+                          session: {$ref: "#/components/schemas/TokenPair"}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/Error"}
+          /api/users/me:
+            get:
+              summary: The logged-in user
+              security: [{bearer: []}]
+              responses:
+                "200": {description: The user, content: {application/json: {schema: {$ref: "#/components/schemas/User"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+          /api/admin/users/{id}/suspend:
+            post:
+              summary: Suspend a user (ADMIN); their sessions end
+              security: [{bearer: []}]
+              parameters:
+                - {name: id, in: path, required: true, schema: {type: string, format: uuid}}
+              responses:
+                "200": {description: Suspended, content: {application/json: {schema: {$ref: "#/components/schemas/User"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/admin/users/{id}/unsuspend:
+            post:
+              summary: Reinstate a suspended user (ADMIN)
+              security: [{bearer: []}]
+              parameters:
+                - {name: id, in: path, required: true, schema: {type: string, format: uuid}}
+              responses:
+                "200": {description: Reinstated, content: {application/json: {schema: {$ref: "#/components/schemas/User"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+          /openapi.yaml:
+            get:
+              summary: This document
+              responses:
+                "200": {description: OpenAPI 3 YAML}
+          /health/live:
+            get:
+              summary: Liveness
+              responses:
+                "200": {description: Live}
+          /health/ready:
+            get:
+              summary: Readiness (broker, Redis, PostgreSQL; 503 while shutting down)
+              responses:
+                "200": {description: Ready}
+                "503": {description: Not ready}
+          /metrics:
+            get:
+              summary: Prometheus metrics
+              responses:
+                "200": {description: Prometheus text format}
+
+        """
+}

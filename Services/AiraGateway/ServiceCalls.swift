@@ -1,0 +1,114 @@
+import AiraAMQP
+import AiraCore
+import AiraMessaging
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// Knows whether an RPC queue has consumers, by asking the broker every `interval`: with none,
+/// calls fail at once with 503 instead of waiting out their deadline.
+final class ConsumerPresence: Service, Sendable {
+    let connection: AMQPConnection
+    let queues: [String]
+    let interval: Duration
+    let logger: Logger
+    /// Queue name → consumer count; absent while unknown (calls then go ahead).
+    private let counts = Mutex<[String: UInt32]>([:])
+
+    init(connection: AMQPConnection, queues: [String], interval: Duration = .seconds(1), logger: Logger) {
+        self.connection = connection
+        self.queues = queues
+        self.interval = interval
+        self.logger = logger
+    }
+
+    func hasConsumers(_ queue: String) -> Bool { (self.counts.withLock { $0[queue] } ?? 1) > 0 }
+
+    func run() async throws {
+        var channel: AMQPChannel?
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            for queue in self.queues {
+                do {
+                    if channel == nil { channel = try await self.connection.openChannel() }
+                    let status = try await channel!.inspectQueue(queue)
+                    let before = self.counts.withLock { counts in
+                        defer { counts[queue] = status.consumerCount }
+                        return counts[queue]
+                    }
+                    if before != status.consumerCount, status.consumerCount == 0 || before == 0 {
+                        self.logger.notice("consumers of \(queue): \(status.consumerCount)")
+                    }
+                } catch {
+                    // The queue not existing closes the channel: nobody consumes it yet.
+                    let missing = (error as? AMQPError)?.replyCode == 404
+                    self.counts.withLock { $0[queue] = missing ? 0 : nil }
+                    if let c = channel { await c.close() }
+                    channel = nil
+                }
+            }
+            try? await Task.sleep(for: self.interval)
+        }
+        if let channel { await channel.close() }
+    }
+}
+
+/// Makes RPC calls on behalf of HTTP requests: sheds load beyond `maxInFlight` with 503,
+/// refuses at once when no consumer is there, and maps every failure to an ``APIError``.
+struct ServiceCalls: Sendable {
+    let client: RPCClient
+    let presence: ConsumerPresence
+    let inFlight: InFlightLimit
+
+    struct Target: Sendable {
+        var queue: String
+        var routingKey: String
+        var timeout: Duration
+    }
+
+    func call<Request: MessageContract, Response: Decodable & Sendable>(
+        _ request: Request, to target: Target, expecting: Response.Type = Response.self, context: GatewayContext
+    ) async throws -> Response {
+        guard self.presence.hasConsumers(target.queue) else {
+            throw APIError.unavailable("the \(target.queue) service is not running, try again shortly", retryAfter: 5)
+        }
+        guard self.inFlight.enter() else {
+            throw APIError.unavailable("too many requests in progress, try again", retryAfter: 1)
+        }
+        defer { self.inFlight.leave() }
+        do {
+            return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
+                                              timeout: target.timeout, requestID: context.requestID,
+                                              traceparent: context.traceparent)
+        } catch let error as RPCCallError {
+            if case .remote = error {} else {
+                context.logger.warning("rpc call failed", metadata: ["routingKey": "\(target.routingKey)", "error": "\(error)"])
+            }
+            throw APIError.from(error)
+        }
+    }
+}
+
+/// A bound on concurrent calls from this gateway (`AIRA_MAX_IN_FLIGHT`).
+final class InFlightLimit: Sendable {
+    let limit: Int
+    private let current = Atomic<Int>(0)
+    private let gauge = Gauge(label: "aira_gateway_rpc_in_flight")
+    private let shed = Counter(label: "aira_gateway_rpc_shed_total")
+
+    init(limit: Int) { self.limit = limit }
+
+    func enter() -> Bool {
+        let now = self.current.add(1, ordering: .relaxed).newValue
+        guard now <= self.limit else {
+            self.current.subtract(1, ordering: .relaxed)
+            self.shed.increment()
+            return false
+        }
+        self.gauge.record(now)
+        return true
+    }
+
+    func leave() { self.gauge.record(self.current.subtract(1, ordering: .relaxed).newValue) }
+}

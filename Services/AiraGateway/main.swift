@@ -1,0 +1,98 @@
+// aira-gateway: the HTTP API. Verifies access tokens locally, rate limits in Redis, and turns
+// requests into RPCs (aira-auth) and messages. See docs/api.md and docs/configuration.md.
+import AiraAccounts
+import AiraContracts
+import AiraCore
+import AiraMessaging
+import AiraPostgres
+import AiraRedis
+import AiraServiceKit
+import AiraTokens
+import Foundation
+import Hummingbird
+
+do {
+    let settings = try ServiceSettings(name: "aira-gateway", defaultPort: 8080)
+    let env = settings.environment
+    let (logger, registry) = ServiceHost.bootstrap(settings)
+
+    guard let keysText = env.optionalString("AIRA_JWT_PUBLIC_KEYS") else {
+        throw ConfigurationError(key: "AIRA_JWT_PUBLIC_KEYS", value: "",
+                                 expected: "comma-separated kid:base64 Ed25519 public keys (aira-admin keys generate)")
+    }
+    let keys = try keysText.split(separator: ",").map { try TokenKey(verifying: $0.trimmingCharacters(in: .whitespaces)) }
+    let verifier = try await AccessTokenVerifier(keys: keys)
+    let bodyLimit = try env.int("AIRA_MAX_BODY_BYTES", default: 64 * 1024, range: 1024...(64 << 20))
+    let limits = (
+        auth: try RateLimitClass.from(env, name: "auth", user: RateLimit(limit: 10, window: .seconds(60)),
+                                      address: RateLimit(limit: 30, window: .seconds(60))),
+        read: try RateLimitClass.from(env, name: "read", user: RateLimit(limit: 600, window: .seconds(60)),
+                                      address: RateLimit(limit: 1200, window: .seconds(60))),
+        write: try RateLimitClass.from(env, name: "write", user: RateLimit(limit: 120, window: .seconds(60)),
+                                       address: RateLimit(limit: 600, window: .seconds(60))),
+        admin: try RateLimitClass.from(env, name: "admin", user: RateLimit(limit: 60, window: .seconds(60)),
+                                       address: RateLimit(limit: 120, window: .seconds(60))))
+
+    let redis = RedisClient(configuration: try settings.redisConfiguration())
+    let database = PostgresClient(configuration: settings.postgresConfiguration())
+    let connection = try await ServiceHost.connectBroker(settings, logger: logger)
+    let presence = ConsumerPresence(connection: connection, queues: [AuthRPC.credentials.name, AuthRPC.sessions.name],
+                                    logger: logger)
+    let calls = ServiceCalls(client: try await RPCClient.open(on: connection), presence: presence,
+                             inFlight: InFlightLimit(limit: try env.int("AIRA_MAX_IN_FLIGHT", default: 512, range: 1...100_000)))
+    let auth = AuthRoutes(calls: calls, accounts: AccountStore(database: database), bodyLimit: bodyLimit,
+                          credentialsTimeout: try env.duration("AIRA_AUTH_CREDENTIALS_TIMEOUT", default: .seconds(10)),
+                          sessionsTimeout: try env.duration("AIRA_AUTH_SESSIONS_TIMEOUT", default: .seconds(5)))
+    let limiter = RateLimiter(redis: redis, logger: logger)
+    let shutdown = ShutdownFlag()
+
+    let router = Router(context: GatewayContext.self)
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMiddleware(trustForwardedFor: try env.bool("AIRA_TRUST_FORWARDED_FOR", default: false)))
+    ObservabilityRoutes.add(to: router, registry: registry, checks: [
+        ReadinessCheck("broker") { connection.isConnected },
+        ReadinessCheck("redis") { await redis.ping() },
+        ReadinessCheck("postgres") { await database.ping() },
+    ], shutdown: shutdown)
+    router.get("/openapi.yaml") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: .init(string: OpenAPI.document)))
+    }
+    let api = router.group("/api")
+    let user = Authenticate(verifier: verifier)
+    api.group("/auth").add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.auth))
+        .post("/signup", use: auth.signup)
+        .get("/verify", use: auth.verify)
+        .post("/verify", use: auth.verify)
+        .post("/login", use: auth.login)
+        .post("/refresh", use: auth.refresh)
+    api.group("/auth").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.write))
+        .post("/logout", use: auth.logout)
+        .post("/logout-all", use: auth.logoutAll)
+    api.group("/auth").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.auth))
+        .post("/password", use: auth.changePassword)
+    api.group("/users").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("/me", use: auth.me)
+    api.group("/admin").add(middleware: Authenticate(verifier: verifier, admin: true))
+        .add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.admin))
+        .post("/users/:id/suspend", use: auth.setSuspended(true))
+        .post("/users/:id/unsuspend", use: auth.setSuspended(false))
+
+    let mismatch = OpenAPI.mismatches(routes: router.routes.map(\.description))
+    guard mismatch.undocumented.isEmpty, mismatch.unrouted.isEmpty else {
+        throw ConfigurationError(key: "openapi.yaml", value: "undocumented: \(mismatch.undocumented), unrouted: \(mismatch.unrouted)",
+                                 expected: "the document to list exactly the routed operations")
+    }
+
+    let app = Application(router: router,
+                          configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort),
+                                               serverName: "aira-gateway"),
+                          onServerRunning: { channel in
+                              logger.info("gateway listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+                          },
+                          logger: logger)
+    try await ServiceHost.run(logger: logger, connection: connection, http: app, services: [presence], shutdown: shutdown)
+    await redis.shutdown()
+    await database.shutdown()
+} catch {
+    exitOnStartupFailure("aira-gateway", error)
+}

@@ -1,0 +1,53 @@
+import AiraMessaging
+import Foundation
+
+/// A record of something a user (or an admin) did, for the audit log: published as
+/// `audit.<type>` (e.g. `audit.login`), stored by aira-audit-writer.
+public struct AuditEvent: MessageContract {
+    public static let messageType = "audit.event.v1"
+    /// `login`, `login_failed`, `password_changed`, `logout_all`, `suspended`, ...
+    public var type: String
+    /// The user the event is about (nil when unknown, e.g. a failed login for no account).
+    public var userId: UUID?
+    /// Who did it, when not the user (an admin).
+    public var actorId: UUID?
+    public var at: Date
+    public var ip: String?
+    /// Small, flat details (e.g. `reason`, `email`).
+    public var attributes: [String: String]
+
+    public init(type: String, userId: UUID?, actorId: UUID? = nil, at: Date = Date(), ip: String? = nil,
+                attributes: [String: String] = [:]) {
+        self.type = type
+        self.userId = userId
+        self.actorId = actorId
+        self.at = at
+        self.ip = ip
+        self.attributes = attributes
+    }
+
+    public var routingKey: String { "audit.\(self.type)" }
+
+    /// The audit writer's queue. Producers declare it too, so events wait for the writer
+    /// instead of being refused as unroutable when it has not started yet.
+    public static let queue = QueueSpec(name: "audit.events", bindings: ["audit.#"])
+}
+
+/// A mail to send (aira-email-worker renders `template` with `parameters`).
+public struct EmailMessage: MessageContract {
+    public static let messageType = "email.send.v1"
+    public static let routingKey = "email.send"
+    public var to: String
+    /// `welcome`, `verification`, ...
+    public var template: String
+    public var parameters: [String: String]
+
+    public init(to: String, template: String, parameters: [String: String]) {
+        self.to = to
+        self.template = template
+        self.parameters = parameters
+    }
+
+    /// The email worker's queue; declared by producers as well (see ``AuditEvent/queue``).
+    public static let queue = QueueSpec(name: "email.send", bindings: ["email.send"])
+}

@@ -1,0 +1,195 @@
+import AiraAccounts
+import AiraAMQP
+import AiraMessaging
+import AiraPostgres
+import AiraTokens
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// aira-auth and aira-gateway running as processes, as in production, against the test
+/// servers, with a signing key made for the test. bcrypt cost 4 keeps tests fast.
+final class ServiceStack: @unchecked Sendable {
+    let key: TokenKey
+    let environment: [String: String]
+    private(set) var auth: [WorkerProcess] = []
+    private(set) var gateways: [(process: WorkerProcess, port: Int)] = []
+    /// A client address of this test's own (the gateways trust X-Forwarded-For), so rate limits
+    /// and throttling counters of different tests never meet.
+    let clientIP = "10.\(Int.random(in: 0...255)).\(Int.random(in: 0...255)).\(Int.random(in: 1...254))"
+
+    private init(key: TokenKey, environment: [String: String]) {
+        self.key = key
+        self.environment = environment
+    }
+
+    /// Starts `auth` auth processes and `gateways` gateways and waits until a request can
+    /// make the round trip through each gateway to aira-auth and back.
+    static func start(auth: Int = 1, gateways: Int = 1, environment extra: [String: String] = [:]) async throws -> ServiceStack {
+        try await Self.migrate()
+        let key = try TokenKey.generate(kid: "test-\(UUID().uuidString.prefix(6).lowercased())")
+        var env = [
+            "AIRA_JWT_SIGNING_KEY": key.signingText!, "AIRA_JWT_PUBLIC_KEYS": key.verifyingText,
+            "AIRA_BCRYPT_COST": "4", "AIRA_BCRYPT_THREADS": "2", "AIRA_TRUST_FORWARDED_FOR": "true",
+            "AIRA_SHUTDOWN_TIMEOUT": "3s",
+            // Tests make many auth calls from one address; the rate-limit test sets its own limits.
+            "AIRA_RATE_LIMIT_AUTH": "1000/1m", "AIRA_RATE_LIMIT_AUTH_IP": "1000/1m",
+        ]
+        env.merge(extra) { $1 }
+        let stack = ServiceStack(key: key, environment: env)
+        for _ in 0..<auth { try stack.startAuth() }
+        for i in 0..<gateways {
+            let port = try freePort()
+            stack.gateways.append((try WorkerProcess(executable: "aira-gateway", name: "gw\(i)",
+                                                     environment: env.merging(["AIRA_HTTP_PORT": "\(port)"]) { $1 }), port))
+        }
+        for i in 0..<gateways {
+            let reached = await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
+                guard auth > 0 else { return (try? await stack.call("GET", "/health/ready", gateway: i))?.status == 200 }
+                // Both auth queues answer with auth's own errors (not 503/504): the path is up.
+                let a = try? await stack.call("POST", "/api/auth/verify", json: ["token": "ev_nothing"], gateway: i, ip: "10.255.255.254")
+                let b = try? await stack.call("POST", "/api/auth/signup", json: ["email": "not-an-email", "password": "x"],
+                                              gateway: i, ip: "10.255.255.254")
+                return a?.status == 401 && b?.status == 400
+            }
+            if !reached {
+                let logs = (stack.auth.map(\.log) + stack.gateways.map(\.process.log)).joined(separator: "\n---\n")
+                await stack.stop()
+                Issue.record("service stack did not come up:\n\(logs.suffix(4000))")
+                throw StackError.notUp
+            }
+        }
+        return stack
+    }
+
+    enum StackError: Error { case notUp }
+
+    func startAuth() throws {
+        self.auth.append(try WorkerProcess(executable: "aira-auth", name: "auth\(self.auth.count)", environment: self.environment))
+    }
+
+    /// SIGTERM to every auth process, waiting for them to exit.
+    func stopAuth() async {
+        for p in self.auth where p.isRunning { p.terminate() }
+        for p in self.auth { _ = await p.waitForExit(timeout: .seconds(15)) }
+    }
+
+    func stop() async {
+        for p in self.auth + self.gateways.map(\.process) where p.isRunning { p.terminate() }
+        for p in self.auth + self.gateways.map(\.process) {
+            if await p.waitForExit(timeout: .seconds(15)) == nil { p.kill9() }
+        }
+    }
+
+    /// Runs `body` with a stack, always stopping it.
+    static func with(auth: Int = 1, gateways: Int = 1, environment: [String: String] = [:],
+                     _ body: (ServiceStack) async throws -> Void) async throws {
+        let stack = try await Self.start(auth: auth, gateways: gateways, environment: environment)
+        do {
+            try await body(stack)
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
+
+    // MARK: - HTTP
+
+    struct Reply: CustomStringConvertible {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: [UInt8]
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(self.body))) as? [String: Any] ?? [:] }
+        var errorCode: String? { (self.json["error"] as? [String: Any])?["code"] as? String }
+        var errorMessage: String? { (self.json["error"] as? [String: Any])?["message"] as? String }
+        subscript(key: String) -> String? { self.json[key] as? String }
+        var description: String { "\(self.status) \(String(decoding: self.body, as: UTF8.self))" }
+    }
+
+    func call(_ method: String, _ path: String, json: [String: Any]? = nil, rawBody: [UInt8]? = nil,
+              contentType: String? = nil, token: String? = nil, headers extra: [String: String] = [:],
+              gateway: Int = 0, ip: String? = nil) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.gateways[gateway].port)\(path)")
+        request.method = HTTPMethod(rawValue: method)
+        request.headers.add(name: "X-Forwarded-For", value: ip ?? self.clientIP)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let json {
+            request.headers.add(name: "Content-Type", value: contentType ?? "application/json")
+            request.body = .bytes(ByteBuffer(bytes: Array(try JSONSerialization.data(withJSONObject: json))))
+        } else if let rawBody {
+            if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+            request.body = .bytes(ByteBuffer(bytes: rawBody))
+        }
+        for (k, v) in extra { request.headers.add(name: k, value: v) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: Array(body.readableBytesView))
+    }
+
+    // MARK: - Users
+
+    /// Signs up a new user through the API; returns (email, password).
+    func signup(_ prefix: String = "user") async throws -> (email: String, password: String) {
+        let email = "\(prefix)-\(UUID().uuidString.prefix(10).lowercased())@example.com"
+        let password = "pw-\(UUID().uuidString.prefix(12))"
+        let reply = try await self.call("POST", "/api/auth/signup", json: ["email": email, "password": password])
+        try #require(reply.status == 201, "signup: \(reply)")
+        return (email, password)
+    }
+
+    struct Session {
+        var access: String
+        var refresh: String
+        var userID: String
+    }
+
+    func login(_ email: String, _ password: String, ip: String? = nil) async throws -> Session {
+        let reply = try await self.call("POST", "/api/auth/login", json: ["email": email, "password": password], ip: ip)
+        try #require(reply.status == 200, "login: \(reply)")
+        return try Self.session(reply)
+    }
+
+    static func session(_ reply: Reply) throws -> Session {
+        let json = reply.json
+        return Session(access: try #require(json["accessToken"] as? String), refresh: try #require(json["refreshToken"] as? String),
+                       userID: try #require((json["user"] as? [String: Any])?["id"] as? String))
+    }
+
+    /// Creates an ADMIN directly in PostgreSQL, as `aira-admin user create-admin` does.
+    func createAdmin() async throws -> (email: String, password: String) {
+        let email = "admin-\(UUID().uuidString.prefix(10).lowercased())@example.com"
+        let password = "admin-pw-\(UUID().uuidString.prefix(8))"
+        let db = PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 1))
+        defer { Task { await db.shutdown() } }
+        try await AccountStore(database: db).create(email: email, passwordHash: try await PasswordHasher(cost: 4).hash(password),
+                                                    role: .admin, verified: true)
+        return (email, password)
+    }
+
+    static func migrate() async throws {
+        let db = PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 1))
+        defer { Task { await db.shutdown() } }
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Shared/Migrations")
+        _ = try await PostgresMigrator(client: db, logger: TestServers.logger).migrate(try Migration.load(from: dir))
+    }
+}
+
+/// A TCP port nothing listens on right now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
