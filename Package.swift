@@ -107,6 +107,11 @@ let package = Package(
         .executableTarget(name: "aira-bench-messaging", dependencies: ["AiraMessaging", "CRabbitMQ"],
                           path: "Tests/Benchmarks/AiraBenchMessaging", swiftSettings: swiftSettings),
 
+        // scripts/bench-auth: bcrypt timing and user seeding.
+        .executableTarget(name: "aira-bench-auth", dependencies: [
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+        ], path: "Tests/Benchmarks/AiraBenchAuth", swiftSettings: swiftSettings),
+
         .testTarget(name: "AiraUnitTests", dependencies: [
             "AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

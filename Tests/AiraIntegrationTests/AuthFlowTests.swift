@@ -406,7 +406,7 @@ struct AuthFlowTests {
             }
             _ = try await stack.call("POST", "/api/admin/users/\(UUID().uuidString)/suspend")
             let metrics = String(decoding: try await stack.call("GET", "/metrics").body, as: UTF8.self)
-            #expect(metrics.contains(#"http_route="/api/admin/users/{id}/suspend""#) || metrics.contains("/api/admin/users/{id}/suspend"),
+            #expect(metrics.contains(#"hb_requests{http_route="/api/admin/users/{id}/suspend",http_request_method="POST",http_response_status_code="401"} 1"#),
                     "route template not in metrics")
             #expect(!metrics.contains("/api/admin/users/\(UUID().uuidString.prefix(4))"))
         }

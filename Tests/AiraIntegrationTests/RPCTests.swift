@@ -142,3 +142,46 @@ struct RPCTests {
         await h.tearDown(spec)
     }
 }
+
+struct CountRequest: MessageContract {
+    static let messageType = "test.count.request.v1"
+    var items: [String]
+}
+
+@Suite("RPC: several request types on one queue", .enabled(if: TestServers.available))
+struct RPCRoutesTests {
+    @Test("each type reaches its own handler; a type the queue does not serve is dead-lettered and answered bad_request")
+    func routesByType() async throws {
+        let h = try await MessagingHarness.make()
+        let q = uniqueName("rpc.routes")
+        let spec = QueueSpec(name: q, bindings: ["\(q).echo", "\(q).count", "\(q).other"], kind: .rpc, maxLength: 100)
+        var routes = RPCRoutes()
+        routes.on(EchoRequest.self) { request, _ in EchoResponse(echoed: request.text.uppercased()) }
+        routes.on(CountRequest.self) { request, _ in ["count": request.items.count] }
+        #expect(routes.messageTypes == [CountRequest.messageType, EchoRequest.messageType])
+        let services = RunningServices([RPCServer(spec: spec, routes: routes, connection: h.connection, publisher: h.publisher,
+                                                  logger: TestServers.logger)])
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+
+        let echoed = try await client.call(EchoRequest(text: "hi"), routingKey: "\(q).echo", expecting: EchoResponse.self, timeout: .seconds(5))
+        #expect(echoed == EchoResponse(echoed: "HI"))
+        let counted = try await client.call(CountRequest(items: ["a", "b", "c"]), routingKey: "\(q).count",
+                                            expecting: [String: Int].self, timeout: .seconds(5))
+        #expect(counted == ["count": 3])
+
+        await #expect {
+            _ = try await client.call(TestJob(id: "x", action: "ok"), routingKey: "\(q).other", expecting: EchoResponse.self, timeout: .seconds(5))
+        } throws: { error in
+            guard case RPCCallError.remote(let reply) = error else { return false }
+            return reply.code == RPCErrorReply.badRequestCode && reply.message.contains(TestJob.messageType)
+        }
+        let dead = try #require(try await h.take(spec.deadLetterQueue))
+        #expect(dead.properties.headers[AiraHeader.errorType]?.stringValue == "unknown_message_type")
+        let reason = dead.properties.headers[AiraHeader.error]?.stringValue ?? ""
+        #expect(reason.contains(EchoRequest.messageType) && reason.contains(CountRequest.messageType))
+
+        await services.stop()
+        await h.tearDown(spec)
+    }
+}
