@@ -70,8 +70,12 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Shared/AiraTokens", swiftSettings: swiftSettings),
-        // Message contracts between services: auth RPC, audit events, mail.
-        .target(name: "AiraContracts", dependencies: ["AiraMessaging"],
+        // The OpenAI chat-completions format, prompt normalisation and answer-cache keys.
+        .target(name: "AiraLLM", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Shared/AiraLLM", swiftSettings: swiftSettings),
+        // Message contracts between services: auth and GPT RPC, audit events, mail.
+        .target(name: "AiraContracts", dependencies: ["AiraMessaging", "AiraLLM"],
                 path: "Shared/AiraContracts", swiftSettings: swiftSettings),
         // What every executable shares: configuration, logging, /metrics and /health, lifecycle.
         .target(name: "AiraServiceKit", dependencies: [
@@ -100,6 +104,16 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ], path: "Services/AiraGateway", swiftSettings: swiftSettings),
 
+        .executableTarget(name: "aira-gpt-proxy", dependencies: [
+            "AiraServiceKit", "AiraContracts", "AiraLLM",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], path: "Services/AiraGPTProxy", swiftSettings: swiftSettings),
+        .executableTarget(name: "aira-mock-llm", dependencies: [
+            "AiraServiceKit", "AiraLLM",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Services/AiraMockLLM", swiftSettings: swiftSettings),
+
         // A real consumer process the integration tests start, kill and scale.
         .executableTarget(name: "aira-test-worker", dependencies: ["AiraServiceKit"],
                           path: "Tests/Support/AiraTestWorker", swiftSettings: swiftSettings),
@@ -113,14 +127,14 @@ let package = Package(
         ], path: "Tests/Benchmarks/AiraBenchAuth", swiftSettings: swiftSettings),
 
         .testTarget(name: "AiraUnitTests", dependencies: [
-            "AiraMessaging", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens",
+            "AiraMessaging", "AiraLLM", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
         ],
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "AiraIntegrationTests", dependencies: [
-            "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts",
+            "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts", "AiraLLM",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ],

@@ -11,11 +11,13 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
     var code: String
     var message: String
     var headers: HTTPFields = [:]
+    /// Structured detail for the client (e.g. a quota's `resetAt`).
+    var details: [String: String]?
 
     var description: String { "\(self.status.code) \(self.code): \(self.message)" }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var response = JSONResponse.make(self.status, ErrorBody(error: .init(code: self.code, message: self.message)))
+        var response = JSONResponse.make(self.status, ErrorBody(error: .init(code: self.code, message: self.message, details: self.details)))
         for field in self.headers { response.headers.append(field) }
         return response
     }
@@ -24,6 +26,7 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         struct Detail: Encodable {
             var code: String
             var message: String
+            var details: [String: String]?
         }
         var error: Detail
     }
@@ -70,6 +73,15 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
             let retry = reply.details?["retryAfter"] ?? "1"
             return APIError(status: .tooManyRequests, code: reply.code, message: reply.message, headers: [.retryAfter: retry])
         case RPCErrorReply.unavailableCode: return .unavailable(reply.message)
+        case GPTError.quotaExceeded:
+            let reset = reply.details?["resetAt"].flatMap(parseISO8601)
+            let retry = max(1, Int((reset?.timeIntervalSinceNow ?? 60).rounded(.up)))
+            return APIError(status: .tooManyRequests, code: reply.code, message: reply.message, headers: [.retryAfter: String(retry)],
+                            details: reply.details)
+        case GPTError.upstreamUnavailable: return .unavailable(reply.message, retryAfter: 5)
+        case GPTError.upstreamTimeout: return APIError(status: .gatewayTimeout, code: reply.code, message: reply.message)
+        case GPTError.upstreamRejected: return APIError(status: .badRequest, code: reply.code, message: reply.message)
+        case GPTError.upstreamBadResponse: return APIError(status: .badGateway, code: reply.code, message: reply.message)
         default:
             // `bad_request` (the gateway sent something the service cannot read: a version
             // mismatch) and `internal` are the service's fault, not the client's.

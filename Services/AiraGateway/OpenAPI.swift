@@ -250,6 +250,89 @@ enum OpenAPI {
                 "401": {$ref: "#/components/responses/Error"}
                 "403": {$ref: "#/components/responses/Error"}
                 "404": {$ref: "#/components/responses/Error"}
+          /api/gpt/qna:
+            post:
+              summary: Ask the AI a question (cached, quota-limited)
+              description: |
+                Identical questions (after normalising case, Unicode, whitespace and trailing
+                punctuation) share a cached answer; cached answers do not count against the
+                daily quota. X-Aira-Cache (use, bypass, refresh) or the body's cache field
+                controls the cache. With conversationId the conversation so far is part of the question.
+              security: [{bearer: []}]
+              parameters:
+                - {name: X-Aira-Cache, in: header, required: false, schema: {type: string, enum: [use, bypass, refresh]}}
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [question]
+                      properties:
+                        question: {type: string}
+                        conversationId: {type: string, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$"}
+                        cache: {type: string, enum: [use, bypass, refresh]}
+              responses:
+                "200":
+                  description: The answer
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        properties:
+                          answer: {type: string}
+                          cached: {type: boolean}
+                          model: {type: string}
+                          finishReason: {type: string}
+                          conversationId: {type: string}
+                          quota:
+                            type: object
+                            properties:
+                              used: {type: integer}
+                              limit: {type: integer}
+                              resetAt: {type: string, format: date-time}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+                "504": {$ref: "#/components/responses/Error"}
+          /v1/chat/completions:
+            post:
+              summary: OpenAI-compatible chat completions (Bearer = Aira access token)
+              description: |
+                The OpenAI request and response format, non-streaming and stream=true
+                (server-sent events, chunks relayed as the model produces them, ending with
+                data [DONE]). Same cache, quota and single flight as /api/gpt/qna; the
+                response header X-Aira-Cached says whether the answer came from the cache.
+              security: [{bearer: []}]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [messages]
+                      properties:
+                        model: {type: string}
+                        messages:
+                          type: array
+                          items:
+                            type: object
+                            properties:
+                              role: {type: string}
+                              content: {type: string}
+                        stream: {type: boolean}
+                        temperature: {type: number}
+                        top_p: {type: number}
+                        max_tokens: {type: integer}
+              responses:
+                "200":
+                  description: A chat.completion object, or text/event-stream of chat.completion.chunk objects
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+                "504": {$ref: "#/components/responses/Error"}
           /openapi.yaml:
             get:
               summary: This document

@@ -90,6 +90,64 @@ struct ServiceCalls: Sendable {
     }
 }
 
+extension ServiceCalls {
+    /// A streaming call. The first event is awaited here, so that a call that fails at once
+    /// (quota, bad input, nobody consuming) is an ordinary error response; later failures come
+    /// out of the returned stream.
+    func stream<Request: MessageContract, Partial: Decodable & Sendable, Response: Decodable & Sendable>(
+        _ request: Request, to target: Target, partial: Partial.Type, expecting: Response.Type, context: GatewayContext
+    ) async throws -> (first: RPCStreamEvent<Partial, Response>, rest: StreamEvents<Partial, Response>) {
+        guard self.presence.hasConsumers(target.queue) else {
+            throw APIError.unavailable("the \(target.queue) service is not running, try again shortly", retryAfter: 5)
+        }
+        guard self.inFlight.enter() else { throw APIError.unavailable("too many requests in progress, try again", retryAfter: 1) }
+        let events = StreamEvents(self.client.stream(request, routingKey: target.routingKey, partial: Partial.self, expecting: Response.self,
+                                                     timeout: target.timeout, requestID: context.requestID,
+                                                     traceparent: context.traceparent),
+                                  inFlight: self.inFlight)
+        guard let first = try await events.next() else {
+            throw APIError(status: .badGateway, code: "bad_gateway", message: "the service ended the answer without a reply")
+        }
+        return (first, events)
+    }
+}
+
+/// The remaining events of a streaming call, with errors already mapped to ``APIError``;
+/// releases the in-flight slot when it ends.
+final class StreamEvents<Partial: Sendable, Response: Sendable>: @unchecked Sendable {
+    private var iterator: AsyncThrowingStream<RPCStreamEvent<Partial, Response>, any Error>.AsyncIterator
+    private let inFlight: InFlightLimit
+    private var released = false
+
+    init(_ stream: AsyncThrowingStream<RPCStreamEvent<Partial, Response>, any Error>, inFlight: InFlightLimit) {
+        self.iterator = stream.makeAsyncIterator()
+        self.inFlight = inFlight
+    }
+
+    /// Called from one task at a time.
+    func next() async throws -> RPCStreamEvent<Partial, Response>? {
+        do {
+            let event = try await self.iterator.next()
+            if event == nil { self.release() }
+            return event
+        } catch let error as RPCCallError {
+            self.release()
+            throw APIError.from(error)
+        } catch {
+            self.release()
+            throw error
+        }
+    }
+
+    private func release() {
+        guard !self.released else { return }
+        self.released = true
+        self.inFlight.leave()
+    }
+
+    deinit { if !self.released { self.inFlight.leave() } }
+}
+
 /// A bound on concurrent calls from this gateway (`AIRA_MAX_IN_FLIGHT`).
 final class InFlightLimit: Sendable {
     let limit: Int

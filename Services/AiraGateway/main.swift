@@ -31,18 +31,21 @@ do {
         write: try RateLimitClass.from(env, name: "write", user: RateLimit(limit: 120, window: .seconds(60)),
                                        address: RateLimit(limit: 600, window: .seconds(60))),
         admin: try RateLimitClass.from(env, name: "admin", user: RateLimit(limit: 60, window: .seconds(60)),
-                                       address: RateLimit(limit: 120, window: .seconds(60))))
+                                       address: RateLimit(limit: 120, window: .seconds(60))),
+        gpt: try RateLimitClass.from(env, name: "gpt", user: RateLimit(limit: 60, window: .seconds(60)),
+                                     address: RateLimit(limit: 300, window: .seconds(60))))
 
     let redis = RedisClient(configuration: try settings.redisConfiguration())
     let database = PostgresClient(configuration: settings.postgresConfiguration())
     let connection = try await ServiceHost.connectBroker(settings, logger: logger)
-    let presence = ConsumerPresence(connection: connection, queues: [AuthRPC.credentials.name, AuthRPC.sessions.name],
+    let presence = ConsumerPresence(connection: connection, queues: [AuthRPC.credentials.name, AuthRPC.sessions.name, GPTRPC.queue.name],
                                     logger: logger)
     let calls = ServiceCalls(client: try await RPCClient.open(on: connection), presence: presence,
                              inFlight: InFlightLimit(limit: try env.int("AIRA_MAX_IN_FLIGHT", default: 512, range: 1...100_000)))
     let auth = AuthRoutes(calls: calls, accounts: AccountStore(database: database), bodyLimit: bodyLimit,
                           credentialsTimeout: try env.duration("AIRA_AUTH_CREDENTIALS_TIMEOUT", default: .seconds(10)),
                           sessionsTimeout: try env.duration("AIRA_AUTH_SESSIONS_TIMEOUT", default: .seconds(5)))
+    let gpt = GPTRoutes(calls: calls, bodyLimit: bodyLimit, timeout: try env.duration("AIRA_GPT_TIMEOUT", default: .seconds(60)))
     let limiter = RateLimiter(redis: redis, logger: logger)
     let shutdown = ShutdownFlag()
 
@@ -76,6 +79,12 @@ do {
         .add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.admin))
         .post("/users/:id/suspend", use: auth.setSuspended(true))
         .post("/users/:id/unsuspend", use: auth.setSuspended(false))
+
+    api.group("/gpt").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.gpt))
+        .post("/qna", use: gpt.qna)
+    // OpenAI-compatible: the official SDKs work with base URL http://host:8080/v1 and an Aira access token as API key.
+    router.group("/v1").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.gpt))
+        .post("/chat/completions", use: gpt.chatCompletions)
 
     let mismatch = OpenAPI.mismatches(routes: router.routes.map(\.description))
     guard mismatch.undocumented.isEmpty, mismatch.unrouted.isEmpty else {

@@ -44,6 +44,25 @@ public enum RPCCallError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// What a streaming call (``RPCClient/stream(_:routingKey:partial:expecting:timeout:requestID:traceparent:)``) yields.
+public enum RPCStreamEvent<Partial: Sendable, Response: Sendable>: Sendable {
+    case partial(Partial)
+    case done(Response)
+}
+
+extension MessageContext {
+    /// Sends a partial reply to the caller of a streaming RPC (e.g. a piece of an answer as the
+    /// upstream produces it). Partial replies and the final one travel on one channel, in order.
+    /// Without a `reply_to` (not an RPC) it does nothing.
+    public func sendPartialReply(_ value: some Encodable) throws {
+        guard let replyTo = self.message.properties.replyTo else { return }
+        let properties = AMQPProperties(contentType: "application/json", headers: [AiraHeader.rpcStatus: .string("partial")],
+                                        deliveryMode: AMQPProperties.transient, correlationID: self.message.correlationID)
+        self.publisher.channel.publish(exchange: "", routingKey: replyTo, body: try MessageCoding.encode(value),
+                                       properties: properties, mandatory: false) { _ in }
+    }
+}
+
 /// Serves one request type: returns the response or throws an ``RPCErrorReply`` (answered as
 /// is), a ``PermanentError`` (answered with its code), or a transient error (retried in-process
 /// while the caller's deadline allows, then answered `unavailable`).

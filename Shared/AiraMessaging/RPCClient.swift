@@ -14,6 +14,8 @@ public final class RPCClient: Sendable {
 
     private let channel: AMQPChannel
     private let pending = Mutex<[String: CheckedContinuation<AMQPDelivery, any Error>]>([:])
+    /// Streaming calls: every reply (partial and final) goes to the call's handler.
+    private let streams = Mutex<[String: @Sendable (AMQPDelivery) -> Void]>([:])
     private let calls = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "ok")])
     private let failures = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "failed")])
 
@@ -37,15 +39,9 @@ public final class RPCClient: Sendable {
         requestID: String? = nil, traceparent: String? = nil
     ) async throws -> Response {
         let callID = MessageID.random()
-        let deadline = Date().addingTimeInterval(timeout.seconds)
-        var properties = MessagePublisher.properties(
-            type: Request.messageType, messageID: callID, correlationID: callID, traceparent: traceparent,
-            headers: [AiraHeader.deadline: .int(Int64(deadline.timeIntervalSince1970 * 1000))], persistent: false)
-        if let requestID { properties.headers["x-aira-request-id"] = .string(requestID) }
-        properties.replyTo = Self.replyQueue
-        properties.expiration = String(max(1, timeout.milliseconds))
+        let finalProperties = Self.requestProperties(Request.self, callID: callID, timeout: timeout, requestID: requestID,
+                                                     traceparent: traceparent)
         let body = try MessageCoding.encode(request)
-        let finalProperties = properties
 
         let reply: AMQPDelivery
         do {
@@ -77,6 +73,72 @@ public final class RPCClient: Sendable {
         }
     }
 
+    /// A call whose server sends partial replies (``MessageContext/sendPartialReply(_:)``) before
+    /// its final response: yields `.partial` for each, then `.done`, then finishes. Fails like
+    /// ``call(_:routingKey:expecting:timeout:requestID:traceparent:)``; `timeout` bounds the whole call.
+    public func stream<Request: MessageContract, Partial: Decodable & Sendable, Response: Decodable & Sendable>(
+        _ request: Request, routingKey: String, partial: Partial.Type, expecting: Response.Type, timeout: Duration,
+        requestID: String? = nil, traceparent: String? = nil
+    ) -> AsyncThrowingStream<RPCStreamEvent<Partial, Response>, any Error> {
+        let (events, continuation) = AsyncThrowingStream<RPCStreamEvent<Partial, Response>, any Error>.makeStream()
+        let callID = MessageID.random()
+        let body: [UInt8]
+        do { body = try MessageCoding.encode(request) } catch {
+            continuation.finish(throwing: error)
+            return events
+        }
+        let properties = Self.requestProperties(Request.self, callID: callID, timeout: timeout, requestID: requestID,
+                                                traceparent: traceparent)
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            continuation.finish(throwing: RPCCallError.timeout(timeout))
+        }
+        continuation.onTermination = { [weak self] _ in
+            timer.cancel()
+            _ = self?.streams.withLock { $0.removeValue(forKey: callID) }
+        }
+        self.streams.withLock {
+            $0[callID] = { [weak self] delivery in
+                let status = delivery.properties.headers[AiraHeader.rpcStatus]?.stringValue
+                do {
+                    switch status {
+                    case "partial":
+                        continuation.yield(.partial(try MessageCoding.decode(Partial.self, from: delivery.body)))
+                    case "error":
+                        throw RPCCallError.remote(try MessageCoding.decode(RPCErrorReply.self, from: delivery.body))
+                    default:
+                        continuation.yield(.done(try MessageCoding.decode(Response.self, from: delivery.body)))
+                        self?.calls.increment()
+                        continuation.finish()
+                    }
+                } catch let error as RPCCallError {
+                    self?.failures.increment()
+                    continuation.finish(throwing: error)
+                } catch {
+                    self?.failures.increment()
+                    continuation.finish(throwing: RPCCallError.invalidReply(MessageCoding.describe(error)))
+                }
+            }
+        }
+        self.channel.publish(exchange: AiraExchange.name, routingKey: routingKey, body: body, properties: properties,
+                             mandatory: true) { result in
+            if case .failure(let error) = result { continuation.finish(throwing: RPCCallError.unavailable(error)) }
+        }
+        return events
+    }
+
+    static func requestProperties<Request: MessageContract>(_ type: Request.Type, callID: String, timeout: Duration,
+                                                            requestID: String?, traceparent: String?) -> AMQPProperties {
+        let deadline = Date().addingTimeInterval(timeout.seconds)
+        var properties = MessagePublisher.properties(
+            type: Request.messageType, messageID: callID, correlationID: callID, traceparent: traceparent,
+            headers: [AiraHeader.deadline: .int(Int64(deadline.timeIntervalSince1970 * 1000))], persistent: false)
+        if let requestID { properties.headers["x-aira-request-id"] = .string(requestID) }
+        properties.replyTo = Self.replyQueue
+        properties.expiration = String(max(1, timeout.milliseconds))
+        return properties
+    }
+
     private func awaitReply(callID: String, timeout: Duration, send: @Sendable () -> Void) async throws -> AMQPDelivery {
         let timer = Task { [weak self] in
             try await Task.sleep(for: timeout)
@@ -98,6 +160,10 @@ public final class RPCClient: Sendable {
 
     private func receive(_ delivery: AMQPDelivery) {
         guard let id = delivery.properties.correlationID else { return }
+        if let handler = self.streams.withLock({ $0[id] }) {
+            handler(delivery)
+            return
+        }
         self.resume(id, with: .success(delivery))
     }
 

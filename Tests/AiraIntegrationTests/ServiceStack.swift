@@ -16,6 +16,10 @@ final class ServiceStack: @unchecked Sendable {
     let environment: [String: String]
     private(set) var auth: [WorkerProcess] = []
     private(set) var gateways: [(process: WorkerProcess, port: Int)] = []
+    private(set) var proxies: [WorkerProcess] = []
+    private(set) var mock: (process: WorkerProcess, port: Int)?
+    /// Each stack has its own answer-cache version, so cached answers of other tests never match.
+    let cacheVersion = "test-\(UUID().uuidString.prefix(8).lowercased())"
     /// A client address of this test's own (the gateways trust X-Forwarded-For), so rate limits
     /// and throttling counters of different tests never meet.
     let clientIP = "10.\(Int.random(in: 0...255)).\(Int.random(in: 0...255)).\(Int.random(in: 1...254))"
@@ -27,7 +31,8 @@ final class ServiceStack: @unchecked Sendable {
 
     /// Starts `auth` auth processes and `gateways` gateways and waits until a request can
     /// make the round trip through each gateway to aira-auth and back.
-    static func start(auth: Int = 1, gateways: Int = 1, environment extra: [String: String] = [:]) async throws -> ServiceStack {
+    static func start(auth: Int = 1, gateways: Int = 1, gptProxies: Int = 0, environment extra: [String: String] = [:],
+                      proxyEnvironment: [String: String] = [:]) async throws -> ServiceStack {
         try await Self.migrate()
         let key = try TokenKey.generate(kid: "test-\(UUID().uuidString.prefix(6).lowercased())")
         var env = [
@@ -36,10 +41,17 @@ final class ServiceStack: @unchecked Sendable {
             "AIRA_SHUTDOWN_TIMEOUT": "3s",
             // Tests make many auth calls from one address; the rate-limit test sets its own limits.
             "AIRA_RATE_LIMIT_AUTH": "1000/1m", "AIRA_RATE_LIMIT_AUTH_IP": "1000/1m",
+            "AIRA_RATE_LIMIT_GPT": "1000/1m", "AIRA_RATE_LIMIT_GPT_IP": "1000/1m",
         ]
         env.merge(extra) { $1 }
         let stack = ServiceStack(key: key, environment: env)
         for _ in 0..<auth { try stack.startAuth() }
+        if gptProxies > 0 {
+            let port = try freePort()
+            stack.mock = (try WorkerProcess(executable: "aira-mock-llm", name: "mock", environment: env.merging(["AIRA_HTTP_PORT": "\(port)"]) { $1 }),
+                          port)
+            for i in 0..<gptProxies { try stack.startProxy(i, environment: proxyEnvironment) }
+        }
         for i in 0..<gateways {
             let port = try freePort()
             stack.gateways.append((try WorkerProcess(executable: "aira-gateway", name: "gw\(i)",
@@ -61,7 +73,58 @@ final class ServiceStack: @unchecked Sendable {
                 throw StackError.notUp
             }
         }
+        if gptProxies > 0 {
+            // Every gateway reaches a proxy, which reaches the mock; then the mock's counters start at zero.
+            let probe = try await stack.signup("probe")
+            let session = try await stack.login(probe.email, probe.password)
+            for i in 0..<gateways {
+                let answered = await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
+                    // A proxy answered: with the mock, or (tests with an unreachable upstream) with its 503.
+                    let r = try? await stack.call("POST", "/api/gpt/qna", json: ["question": "probe"], token: session.access,
+                                                  headers: ["X-Aira-Cache": "bypass"], gateway: i)
+                    return r?.status == 200 || r?.errorMessage?.contains("unreachable") == true
+                }
+                if !answered {
+                    let logs = (stack.proxies.map(\.log) + [stack.mock?.process.log ?? ""]).joined(separator: "\n---\n")
+                    await stack.stop()
+                    Issue.record("gpt path did not come up:\n\(logs.suffix(4000))")
+                    throw StackError.notUp
+                }
+            }
+            try await stack.resetMock()
+        }
         return stack
+    }
+
+    func startProxy(_ i: Int, environment: [String: String] = [:]) throws {
+        var env = self.environment.merging(["AIRA_GPT_UPSTREAM_URL": "http://127.0.0.1:\(self.mock?.port ?? 0)",
+                                            "AIRA_GPT_CACHE_VERSION": self.cacheVersion]) { $1 }
+        env.merge(environment) { $1 }
+        self.proxies.append(try WorkerProcess(executable: "aira-gpt-proxy", name: "gpt\(i)", environment: env))
+    }
+
+    // MARK: - The mock LLM
+
+    struct MockStats: Decodable { var calls: Int; var streams: Int; var failed: Int }
+
+    func mockStats() async throws -> MockStats {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(self.mock!.port)/mock/stats"),
+                                                           timeout: .seconds(5))
+        return try JSONDecoder().decode(MockStats.self, from: Data(try await response.body.collect(upTo: 1 << 16).readableBytesView))
+    }
+
+    func resetMock() async throws {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.mock!.port)/mock/reset")
+        request.method = .POST
+        _ = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+    }
+
+    /// The next `count` upstream calls fail with `mode` (429, 500, hang, truncate, empty, refuse).
+    func failMock(_ mode: String, count: Int) async throws {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.mock!.port)/mock/fail")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: #"{"mode":"\#(mode)","count":\#(count)}"#))
+        _ = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
     }
 
     enum StackError: Error { case notUp }
@@ -77,16 +140,18 @@ final class ServiceStack: @unchecked Sendable {
     }
 
     func stop() async {
-        for p in self.auth + self.gateways.map(\.process) where p.isRunning { p.terminate() }
-        for p in self.auth + self.gateways.map(\.process) {
+        let all = self.auth + self.gateways.map(\.process) + self.proxies + (self.mock.map { [$0.process] } ?? [])
+        for p in all where p.isRunning { p.terminate() }
+        for p in all {
             if await p.waitForExit(timeout: .seconds(15)) == nil { p.kill9() }
         }
     }
 
     /// Runs `body` with a stack, always stopping it.
-    static func with(auth: Int = 1, gateways: Int = 1, environment: [String: String] = [:],
-                     _ body: (ServiceStack) async throws -> Void) async throws {
-        let stack = try await Self.start(auth: auth, gateways: gateways, environment: environment)
+    static func with(auth: Int = 1, gateways: Int = 1, gptProxies: Int = 0, environment: [String: String] = [:],
+                     proxyEnvironment: [String: String] = [:], _ body: (ServiceStack) async throws -> Void) async throws {
+        let stack = try await Self.start(auth: auth, gateways: gateways, gptProxies: gptProxies, environment: environment,
+                                         proxyEnvironment: proxyEnvironment)
         do {
             try await body(stack)
         } catch {

@@ -29,7 +29,7 @@ aira_export_env() {
 # --- installation -----------------------------------------------------------------
 
 APT_PACKAGES=(rabbitmq-server redis-server postgresql libpq-dev librabbitmq-dev libhiredis-dev
-              amqp-tools ca-certificates procps docker-compose)
+              amqp-tools ca-certificates procps docker-compose python3-venv)
 
 aira_install() {
   local missing=()
@@ -155,3 +155,15 @@ pg_stop() {
 
 servers_start() { rabbit_start; redis_start; pg_start; }
 servers_stop() { rabbit_stop; redis_stop; pg_stop; }
+
+# The official `openai` Python package, in a virtualenv under .data/ (the GPT tests use it as
+# a client against the gateway). Exports AIRA_OPENAI_PYTHON.
+openai_python() {
+  local venv="$AIRA_DATA/venv"
+  if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
+    log "installing the openai Python package into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "openai>=1.40,<3"
+  fi
+  export AIRA_OPENAI_PYTHON="$venv/bin/python"
+}

@@ -1,0 +1,205 @@
+import AiraContracts
+import AiraLLM
+import AiraMessaging
+import AiraRedis
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// The answer cache, single-flight coordination and daily quotas, in Redis. Every Redis
+/// failure degrades instead of failing the question: a cache read becomes a miss, a cache
+/// write is skipped, single-flight falls back to this process, and quotas are counted in this
+/// process's memory (each instance then allows up to the limit).
+struct AnswerStore: Sendable {
+    let redis: RedisClient
+    let logger: Logger
+    var cacheTTL: Duration = .seconds(72 * 3600)
+    /// How long an identical question waits for another instance's upstream call before making its own.
+    var flightWait: Duration = .seconds(15)
+    let localQuota = LocalQuota()
+
+    private static let hits = Counter(label: "aira_gpt_cache_total", dimensions: [("result", "hit")])
+    private static let misses = Counter(label: "aira_gpt_cache_total", dimensions: [("result", "miss")])
+    private static let redisErrors = Counter(label: "aira_gpt_redis_errors_total")
+
+    struct Entry: Codable, Sendable {
+        var completion: Completion
+        var createdAt: Date
+    }
+
+    // MARK: - Cache
+
+    /// The cached answer (its TTL refreshed), and the user's quota count, in one round trip.
+    func lookup(_ key: CacheKey, quotaKey: String) async -> (Completion?, used: Int?) {
+        do {
+            let replies = try await self.redis.pipeline([["GETEX", key.description, "EX", String(self.cacheTTL.components.seconds)],
+                                                         ["GET", quotaKey]])
+            let entry = replies[0].string.flatMap { try? MessageCoding.decode(Entry.self, from: Array($0.utf8)) }
+            (entry == nil ? Self.misses : Self.hits).increment()
+            return (entry?.completion, replies[1].string.flatMap(Int.init) ?? 0)
+        } catch {
+            self.degraded("cache read", error)
+            Self.misses.increment()
+            return (nil, nil)
+        }
+    }
+
+    func store(_ completion: Completion, key: CacheKey) async {
+        do {
+            let body = String(decoding: try MessageCoding.encode(Entry(completion: completion, createdAt: Date())), as: UTF8.self)
+            _ = try await self.redis.set(key.description, body, expire: self.cacheTTL)
+        } catch {
+            self.degraded("cache write", error)
+        }
+    }
+
+    // MARK: - Single flight across instances
+
+    enum Flight: Sendable {
+        /// This caller makes the upstream call and must ``finish(_:key:token:completion:)``.
+        case lead(token: String)
+        /// Another instance answered meanwhile.
+        case answered(Completion)
+        /// Nobody answered in time (or Redis is unavailable): call the upstream yourself.
+        case alone
+    }
+
+    /// Takes the lead for `key`, or waits (bounded by `flightWait` and `deadline`) for the
+    /// instance that has it.
+    func join(_ key: CacheKey, deadline: Date) async -> Flight {
+        let lock = "gpt:flight:\(key.model):\(key.version):\(key.digest)"
+        let token = MessageID.random()
+        let lease = max(1000, Int64(deadline.timeIntervalSinceNow * 1000))
+        do {
+            if try await self.redis.send(["SET", lock, token, "NX", "PX", String(lease)]).string == "OK" { return .lead(token: token) }
+            let until = min(deadline.addingTimeInterval(-0.2), Date().addingTimeInterval(self.flightWait.seconds))
+            while Date() < until {
+                try await Task.sleep(for: .milliseconds(15))
+                let replies = try await self.redis.pipeline([["GET", Self.resultKey(key)], ["EXISTS", lock]])
+                if let text = replies[0].string, let completion = try? MessageCoding.decode(Completion.self, from: Array(text.utf8)) {
+                    return .answered(completion)
+                }
+                // The leader gave up (failed, or crashed and its lease ran out): try to lead.
+                if replies[1].int == 0 {
+                    if try await self.redis.send(["SET", lock, token, "NX", "PX", String(lease)]).string == "OK" { return .lead(token: token) }
+                }
+            }
+            return .alone
+        } catch {
+            self.degraded("single flight", error)
+            return .alone
+        }
+    }
+
+    /// Publishes the leader's answer to the waiting instances (briefly; the cache keeps
+    /// cacheable answers) and releases the lock.
+    func finish(_ key: CacheKey, token: String, completion: Completion?) async {
+        let lock = "gpt:flight:\(key.model):\(key.version):\(key.digest)"
+        do {
+            let body = try completion.map { String(decoding: try MessageCoding.encode($0), as: UTF8.self) } ?? ""
+            _ = try await self.redis.eval(Self.finishScript, keys: [lock, Self.resultKey(key)], args: [token, body])
+        } catch {
+            self.degraded("single flight", error)
+        }
+    }
+
+    static func resultKey(_ key: CacheKey) -> String { "gpt:flight-result:\(key.model):\(key.version):\(key.digest)" }
+
+    static let finishScript = RedisScript("""
+        if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', 30) end
+        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+        return 1
+        """)
+
+    // MARK: - Quota
+
+    /// Counts one question against today's quota: `INCR`, then compare; the first count of
+    /// the day sets the key to expire at the reset time. Over the limit: not counted, nil.
+    func consumeQuota(user: UUID, limit: Int, now: Date = Date()) async -> QuotaStatus? {
+        let (key, reset) = Self.quotaKey(user: user, now: now)
+        do {
+            let used = Int(try await self.redis.eval(Self.quotaScript, keys: [key], args: [String(Int64(reset.timeIntervalSince1970))]).int ?? 0)
+            guard used <= limit else {
+                _ = try? await self.redis.send("DECR", key)
+                return nil
+            }
+            return QuotaStatus(used: used, limit: limit, resetAt: reset)
+        } catch {
+            self.degraded("quota", error)
+            guard let used = self.localQuota.consume(key, limit: limit) else { return nil }
+            return QuotaStatus(used: used, limit: limit, resetAt: reset)
+        }
+    }
+
+    /// Gives a question back (the upstream failed: the user is not charged).
+    func refundQuota(user: UUID, now: Date = Date()) async {
+        let (key, _) = Self.quotaKey(user: user, now: now)
+        do { _ = try await self.redis.send("DECR", key) } catch { self.localQuota.refund(key) }
+    }
+
+    static func quotaKey(user: UUID, now: Date) -> (String, Date) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let day = calendar.startOfDay(for: now)
+        let reset = calendar.date(byAdding: .day, value: 1, to: day)!
+        let c = calendar.dateComponents([.year, .month, .day], from: day)
+        let stamp = String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
+        return ("gpt:quota:\(user.uuidString.lowercased()):\(stamp)", reset)
+    }
+
+    static let quotaScript = RedisScript("""
+        local n = redis.call('INCR', KEYS[1])
+        if n == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+        return n
+        """)
+
+    // MARK: - Conversations
+
+    /// The conversation so far (at most the last 40 messages, kept 24 h after its last use).
+    func history(user: UUID, conversation: String) async -> [ChatMessage] {
+        do {
+            let items = try await self.redis.send("LRANGE", Self.conversationKey(user, conversation), "0", "-1").array ?? []
+            return items.compactMap { $0.string.flatMap { try? MessageCoding.decode(ChatMessage.self, from: Array($0.utf8)) } }
+        } catch {
+            self.degraded("conversation read", error)
+            return []
+        }
+    }
+
+    func append(_ messages: [ChatMessage], user: UUID, conversation: String) async {
+        let key = Self.conversationKey(user, conversation)
+        do {
+            let items = try messages.map { String(decoding: try MessageCoding.encode($0), as: UTF8.self) }
+            _ = try await self.redis.pipeline([["RPUSH", key] + items, ["LTRIM", key, "-40", "-1"], ["EXPIRE", key, "86400"]])
+        } catch {
+            self.degraded("conversation write", error)
+        }
+    }
+
+    static func conversationKey(_ user: UUID, _ conversation: String) -> String {
+        "gpt:conv:\(user.uuidString.lowercased()):\(conversation)"
+    }
+
+    private func degraded(_ what: String, _ error: any Error) {
+        Self.redisErrors.increment()
+        self.logger.warning("redis unavailable: \(what) degraded", metadata: ["error": "\(error)"])
+    }
+}
+
+/// Quotas counted in memory while Redis is unavailable.
+final class LocalQuota: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    func consume(_ key: String, limit: Int) -> Int? {
+        self.counts.withLock { counts in
+            let used = (counts[key] ?? 0) + 1
+            guard used <= limit else { return nil }
+            counts[key] = used
+            if counts.count > 100_000 { counts = [key: used] }
+            return used
+        }
+    }
+
+    func refund(_ key: String) { self.counts.withLock { $0[key] = max(0, ($0[key] ?? 0) - 1) } }
+}

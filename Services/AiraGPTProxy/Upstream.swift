@@ -1,0 +1,248 @@
+import AiraContracts
+import AiraCore
+import AiraLLM
+import AiraMessaging
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+
+/// An answer from the upstream (or the cache).
+struct Completion: Codable, Sendable {
+    var text: String
+    var model: String
+    var finishReason: String
+    var refusal: String?
+    var usage: Usage?
+
+    /// Only complete, non-empty, non-refusing answers are worth keeping.
+    var isCacheable: Bool {
+        guard self.finishReason == "stop", self.refusal == nil else { return false }
+        let trimmed = self.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { return false }
+        let start = trimmed.prefix(40).lowercased()
+        return !Self.refusalOpenings.contains { start.hasPrefix($0) }
+    }
+
+    static let refusalOpenings = ["i'm sorry", "i am sorry", "sorry, i can", "i can't", "i cannot", "i can not", "i'm unable",
+                                  "i am unable", "i won't", "as an ai"]
+}
+
+/// Calls an OpenAI-compatible `/v1/chat/completions` with a bounded number of concurrent
+/// calls, retrying 429, 5xx, timeouts and connection failures with backoff and full jitter
+/// (honouring `Retry-After`), never past the caller's deadline.
+struct Upstream: Sendable {
+    struct Configuration: Sendable {
+        var baseURL: String
+        var apiKey: String?
+        var model: String
+        var connectTimeout: Duration = .seconds(2)
+        var readTimeout: Duration = .seconds(60)
+        var retries = 3
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+    }
+
+    let configuration: Configuration
+    let http: HTTPClient
+    let slots: AsyncLimiter
+    let logger: Logger
+    private static let calls = Counter(label: "aira_gpt_upstream_calls_total", dimensions: [("outcome", "ok")])
+    private static let failures = Counter(label: "aira_gpt_upstream_calls_total", dimensions: [("outcome", "failed")])
+    private static let retried = Counter(label: "aira_gpt_upstream_retries_total")
+    private static let latency = Timer(label: "aira_gpt_upstream_duration_seconds")
+
+    /// A failed attempt: whether another may help, and what to tell the caller if not.
+    struct AttemptError: Error {
+        var retriable: Bool
+        var retryAfter: Duration?
+        var reply: RPCErrorReply
+    }
+
+    /// One completion; `onDelta` (streaming) receives each piece of text as it arrives.
+    func complete(_ request: ChatCompletionRequest, deadline: Date,
+                  onDelta: (@Sendable (String) async -> Void)?) async throws -> Completion {
+        var attempt = 0
+        while true {
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0.05 else {
+                throw RPCErrorReply(code: GPTError.upstreamTimeout, message: "the model did not answer in time")
+            }
+            do {
+                let started = ContinuousClock.now
+                let completion = try await self.slots.withSlot(deadline: deadline) {
+                    try await self.attempt(request, timeout: min(remaining, self.configuration.readTimeout.seconds), onDelta: onDelta)
+                }
+                let elapsed = ContinuousClock.now - started
+                Self.latency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                Self.calls.increment()
+                return completion
+            } catch let error as AttemptError {
+                Self.failures.increment()
+                attempt += 1
+                let wait = error.retryAfter ?? self.configuration.backoff.delay(attempt: attempt - 1)
+                let fits = Date().addingTimeInterval(wait.seconds + 0.05) < deadline
+                guard error.retriable, attempt <= self.configuration.retries, fits else {
+                    self.logger.warning("upstream call failed", metadata: ["error": "\(error.reply.message)", "attempts": "\(attempt)"])
+                    throw error.reply
+                }
+                Self.retried.increment()
+                self.logger.info("upstream call failed, retrying", metadata: ["error": "\(error.reply.message)", "wait": "\(wait)"])
+                try await Task.sleep(for: wait)
+            }
+        }
+    }
+
+    private func attempt(_ request: ChatCompletionRequest, timeout: Double,
+                         onDelta: (@Sendable (String) async -> Void)?) async throws -> Completion {
+        var body = request
+        body.stream = onDelta != nil
+        if body.model == nil { body.model = self.configuration.model }
+        var http = HTTPClientRequest(url: self.configuration.baseURL + "/v1/chat/completions")
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: "application/json")
+        if let key = self.configuration.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        http.body = .bytes(ByteBuffer(bytes: try MessageCoding.encode(body)))
+
+        let response: HTTPClientResponse
+        do {
+            response = try await self.http.execute(http, timeout: .milliseconds(Int64(timeout * 1000)))
+        } catch {
+            throw Self.classify(error)
+        }
+        guard response.status == .ok else {
+            let text = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
+            throw Self.failure(status: response.status, headers: response.headers, body: text)
+        }
+        do {
+            if let onDelta {
+                return try await self.readStream(response, model: body.model!, onDelta: onDelta)
+            }
+            let bytes = try await response.body.collect(upTo: 16 << 20)
+            let completion = try MessageCoding.decode(ChatCompletion.self, from: Array(bytes.readableBytesView))
+            guard let choice = completion.choices.first else {
+                throw AttemptError(retriable: false, reply: RPCErrorReply(code: GPTError.upstreamBadResponse, message: "the model returned no choices"))
+            }
+            return Completion(text: choice.message.content ?? "", model: completion.model, finishReason: choice.finishReason ?? "stop",
+                              refusal: choice.message.refusal, usage: completion.usage)
+        } catch let error as AttemptError {
+            throw error
+        } catch let error as DecodingError {
+            throw AttemptError(retriable: false, reply: RPCErrorReply(code: GPTError.upstreamBadResponse,
+                                                                     message: "unreadable answer from the model: \(MessageCoding.describe(error))"))
+        } catch {
+            throw Self.classify(error)
+        }
+    }
+
+    /// Server-sent events: `data: {chunk}` lines, ending with `data: [DONE]`.
+    private func readStream(_ response: HTTPClientResponse, model: String,
+                            onDelta: @Sendable (String) async -> Void) async throws -> Completion {
+        var pending: [UInt8] = []
+        var text = ""
+        var finish: String?
+        var usage: Usage?
+        var actualModel = model
+        for try await buffer in response.body {
+            pending += buffer.readableBytesView
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                pending.removeSubrange(...newline)
+                guard line.hasPrefix("data:") else { continue }
+                let payload = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
+                if payload == "[DONE]" {
+                    return Completion(text: text, model: actualModel, finishReason: finish ?? "length", usage: usage)
+                }
+                let chunk = try MessageCoding.decode(ChatCompletionChunk.self, from: Array(payload.utf8))
+                actualModel = chunk.model
+                if let u = chunk.usage { usage = u }
+                for choice in chunk.choices where choice.index == 0 {
+                    if let piece = choice.delta.content, !piece.isEmpty {
+                        text += piece
+                        await onDelta(piece)
+                    }
+                    if let f = choice.finishReason { finish = f }
+                }
+            }
+        }
+        // The stream ended without [DONE]: what arrived is a truncated answer, never cached.
+        return Completion(text: text, model: actualModel, finishReason: finish ?? "length", usage: usage)
+    }
+
+    static func classify(_ error: any Error) -> AttemptError {
+        if let e = error as? HTTPClientError, e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
+            return AttemptError(retriable: true, reply: RPCErrorReply(code: GPTError.upstreamTimeout, message: "the model did not answer in time"))
+        }
+        return AttemptError(retriable: true, reply: RPCErrorReply(code: GPTError.upstreamUnavailable,
+                                                                 message: "the model is unreachable: \(error)"))
+    }
+
+    static func failure(status: HTTPResponseStatus, headers: HTTPHeaders, body: String) -> AttemptError {
+        let retryAfter = headers.first(name: "Retry-After").flatMap(Double.init).map { Duration.milliseconds(Int64(min($0, 60) * 1000)) }
+        switch status.code {
+        case 429:
+            return AttemptError(retriable: true, retryAfter: retryAfter,
+                                reply: RPCErrorReply(code: GPTError.upstreamUnavailable, message: "the model is over capacity (429)"))
+        case 500...599:
+            return AttemptError(retriable: true, retryAfter: retryAfter,
+                                reply: RPCErrorReply(code: GPTError.upstreamUnavailable, message: "the model failed (\(status.code))"))
+        default:
+            return AttemptError(retriable: false, reply: RPCErrorReply(code: GPTError.upstreamRejected,
+                                                                      message: "the model refused the request (\(status.code)): \(body.prefix(300))"))
+        }
+    }
+}
+
+/// At most `limit` holders at once; others wait in order, giving up at their deadline.
+actor AsyncLimiter {
+    let limit: Int
+    private var held = 0
+    private var waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+    private var nextID = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    nonisolated func withSlot<T: Sendable>(deadline: Date, _ body: () async throws -> T) async throws -> T {
+        guard await self.acquire(deadline: deadline) else {
+            throw RPCErrorReply(code: GPTError.upstreamUnavailable, message: "too many questions in progress, try again")
+        }
+        do {
+            let value = try await body()
+            await self.release()
+            return value
+        } catch {
+            await self.release()
+            throw error
+        }
+    }
+
+    private func acquire(deadline: Date) async -> Bool {
+        if self.held < self.limit {
+            self.held += 1
+            return true
+        }
+        let id = self.nextID
+        self.nextID += 1
+        let wait = max(0, deadline.timeIntervalSinceNow)
+        Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+            await self?.expire(id)
+        }
+        return await withCheckedContinuation { self.waiters.append((id, $0)) }
+    }
+
+    private func expire(_ id: Int) {
+        if let i = self.waiters.firstIndex(where: { $0.id == id }) {
+            self.waiters.remove(at: i).continuation.resume(returning: false)
+        }
+    }
+
+    private func release() {
+        if self.waiters.isEmpty {
+            self.held -= 1
+        } else {
+            self.waiters.removeFirst().continuation.resume(returning: true)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import AiraContracts
+import AiraLLM
+import AiraMessaging
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+extension HTTPField.Name {
+    static let airaCache = Self("X-Aira-Cache")!
+    static let airaCached = Self("X-Aira-Cached")!
+}
+
+/// `POST /api/gpt/qna` and the OpenAI-compatible `POST /v1/chat/completions` (non-streaming and
+/// server-sent events), both answered by aira-gpt-proxy over the `gpt.ask` RPC.
+struct GPTRoutes: Sendable {
+    let calls: ServiceCalls
+    let bodyLimit: Int
+    let timeout: Duration
+
+    private var target: ServiceCalls.Target { .init(queue: GPTRPC.queue.name, routingKey: AskRequest.routingKey, timeout: self.timeout) }
+
+    struct Question: Decodable {
+        var question: String
+        var conversationId: String?
+        var cache: CacheMode?
+    }
+
+    struct Answer: Encodable {
+        var answer: String
+        var cached: Bool
+        var model: String
+        var finishReason: String
+        var conversationId: String?
+        var quota: QuotaStatus
+    }
+
+    func qna(_ request: Request, context: GatewayContext) async throws -> Response {
+        let claims = try context.user()
+        let body = try await JSONBody.decode(Question.self, from: request, limit: self.bodyLimit)
+        let ask = AskRequest(userId: try AuthRoutes.userID(claims.sub.value), role: claims.role, model: nil,
+                             messages: [ChatMessage(role: "user", content: try required(body.question, "question"))],
+                             cache: try body.cache ?? Self.cacheMode(request), conversationId: body.conversationId,
+                             client: ClientInfo(ip: context.clientIP))
+        let reply = try await self.calls.call(ask, to: self.target, expecting: AskResponse.self, context: context)
+        var response = JSONResponse.make(.ok, Answer(answer: reply.answer, cached: reply.cached, model: reply.model,
+                                                     finishReason: reply.finishReason, conversationId: reply.conversationId,
+                                                     quota: reply.quota))
+        response.headers[.airaCached] = String(reply.cached)
+        return response
+    }
+
+    func chatCompletions(_ request: Request, context: GatewayContext) async throws -> Response {
+        let claims = try context.user()
+        let body = try await JSONBody.decode(ChatCompletionRequest.self, from: request, limit: self.bodyLimit)
+        guard !body.messages.isEmpty else { throw APIError.badRequest("invalid_request", "'messages' must not be empty") }
+        let ask = AskRequest(userId: try AuthRoutes.userID(claims.sub.value), role: claims.role, model: body.model,
+                             messages: body.messages, parameters: body.parameters, cache: try Self.cacheMode(request),
+                             stream: body.stream ?? false, client: ClientInfo(ip: context.clientIP))
+        let created = Int(Date().timeIntervalSince1970)
+        guard ask.stream else {
+            let reply = try await self.calls.call(ask, to: self.target, expecting: AskResponse.self, context: context)
+            var response = JSONResponse.make(.ok, ChatCompletion(
+                id: reply.id, created: created, model: reply.model,
+                choices: [.init(message: .init(content: reply.answer), finishReason: reply.finishReason)], usage: reply.usage))
+            response.headers[.airaCached] = String(reply.cached)
+            return response
+        }
+
+        let (first, rest) = try await self.calls.stream(ask, to: self.target, partial: AskChunk.self, expecting: AskResponse.self,
+                                                        context: context)
+        let id = "chatcmpl-\(MessageID.random().prefix(18))"
+        let model = body.model ?? "default"
+        let logger = context.logger
+        let events = ResponseBody { writer in
+            func send(_ data: some Encodable) async throws {
+                var buffer = ByteBuffer(string: "data: ")
+                buffer.writeBytes(try MessageCoding.encode(data))
+                buffer.writeString("\n\n")
+                try await writer.write(buffer)
+            }
+            func chunk(_ delta: ChatCompletionChunk.Choice.Delta, finish: String? = nil, usage: Usage? = nil) -> ChatCompletionChunk {
+                ChatCompletionChunk(id: id, created: created, model: model, choices: [.init(delta: delta, finishReason: finish)], usage: usage)
+            }
+            try await send(chunk(.init(role: "assistant", content: "")))
+            var event: RPCStreamEvent<AskChunk, AskResponse>? = first
+            do {
+                while let current = event {
+                    switch current {
+                    case .partial(let piece):
+                        try await send(chunk(.init(content: piece.delta)))
+                    case .done(let reply):
+                        try await send(chunk(.init(), finish: reply.finishReason, usage: reply.usage))
+                    }
+                    event = try await rest.next()
+                }
+            } catch let error as APIError {
+                // Headers are gone: the failure travels as an error event, as OpenAI's API does.
+                logger.warning("stream ended by an error", metadata: ["error": "\(error)"])
+                try await send(APIError.ErrorBody(error: .init(code: error.code, message: error.message, details: error.details)))
+            }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: events)
+    }
+
+    /// `X-Aira-Cache: use | bypass | refresh` (default use).
+    static func cacheMode(_ request: Request) throws -> CacheMode {
+        guard let value = request.headers[.airaCache] else { return .use }
+        guard let mode = CacheMode(rawValue: value.lowercased()) else {
+            throw APIError.badRequest("invalid_request", "X-Aira-Cache must be use, bypass or refresh")
+        }
+        return mode
+    }
+}

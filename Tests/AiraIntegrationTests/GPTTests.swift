@@ -1,0 +1,268 @@
+import AiraLLM
+import AiraRedis
+import Foundation
+import Testing
+
+/// aira-gpt-proxy behind the gateway, against aira-mock-llm, all as processes.
+@Suite("GPT proxy", .enabled(if: TestServers.available), .serialized)
+struct GPTTests {
+    /// A logged-in user of `stack`.
+    func user(_ stack: ServiceStack) async throws -> ServiceStack.Session {
+        let (email, password) = try await stack.signup("gpt")
+        return try await stack.login(email, password)
+    }
+
+    func ask(_ stack: ServiceStack, _ session: ServiceStack.Session, _ question: String, cache: String? = nil,
+             gateway: Int = 0) async throws -> ServiceStack.Reply {
+        try await stack.call("POST", "/api/gpt/qna", json: ["question": question], token: session.access,
+                             headers: cache.map { ["X-Aira-Cache": $0] } ?? [:], gateway: gateway)
+    }
+
+    @Test("hit and miss; equivalent questions share an entry, different ones do not; model and parameters are part of the key")
+    func cacheHitsAndMisses() async throws {
+        try await ServiceStack.with(gptProxies: 1) { stack in
+            let session = try await user(stack)
+            let first = try await ask(stack, session, "What is RabbitMQ?")
+            #expect(first.status == 200, "\(first)")
+            #expect(first.json["cached"] as? Bool == false)
+            #expect(first.headers.first(name: "X-Aira-Cached") == "false")
+            let quota = try #require(first.json["quota"] as? [String: Any])
+            #expect(quota["used"] as? Int == 1)
+            #expect(quota["limit"] as? Int == 100)
+
+            for variant in ["what is rabbitmq", "  WHAT   is RabbitMQ ?!", "Ｗｈａｔ ｉｓ ＲａｂｂｉｔＭＱ？"] {
+                let again = try await ask(stack, session, variant)
+                #expect(again.json["cached"] as? Bool == true, "\(variant)")
+                #expect(again["answer"] == first["answer"])
+            }
+            // Cache hits are free.
+            #expect((try await ask(stack, session, "what is rabbitmq").json["quota"] as? [String: Any])?["used"] as? Int == 1)
+            #expect(try await stack.mockStats().calls == 1)
+
+            #expect(try await ask(stack, session, "What is Redis?").json["cached"] as? Bool == false)
+            #expect(try await ask(stack, session, "turn on the lights").json["cached"] as? Bool == false)
+            #expect(try await ask(stack, session, "turn off the lights").json["cached"] as? Bool == false)
+            #expect(try await stack.mockStats().calls == 4)
+
+            // Through the OpenAI endpoint: another model or another temperature is another question.
+            func complete(_ body: [String: Any]) async throws -> ServiceStack.Reply {
+                try await stack.call("POST", "/v1/chat/completions", json: body, token: session.access)
+            }
+            let messages = [["role": "user", "content": "What is RabbitMQ?"]]
+            #expect(try await complete(["messages": messages]).headers.first(name: "X-Aira-Cached") == "true")
+            #expect(try await complete(["model": "other-model", "messages": messages]).headers.first(name: "X-Aira-Cached") == "false")
+            #expect(try await complete(["messages": messages, "temperature": 0.2]).headers.first(name: "X-Aira-Cached") == "false")
+            #expect(try await complete(["messages": messages, "temperature": 0.20]).headers.first(name: "X-Aira-Cached") == "true")
+            let withSystem = [["role": "system", "content": "Answer in French."]] + messages
+            #expect(try await complete(["messages": withSystem]).headers.first(name: "X-Aira-Cached") == "false")
+            #expect(try await stack.mockStats().calls == 7)
+        }
+    }
+
+    @Test("a hit refreshes the entry's 72 h TTL")
+    func ttlRefreshedOnHit() async throws {
+        try await ServiceStack.with(gptProxies: 1) { stack in
+            let session = try await user(stack)
+            #expect(try await ask(stack, session, "How long is a day?").status == 200)
+            let key = CacheKey(model: "mock-1", version: stack.cacheVersion,
+                               messages: [.init(role: "user", content: "How long is a day?")], parameters: .init())
+            let redis = RedisClient(configuration: try RedisConfiguration(url: TestServers.redisURL!))
+            let ttl = try #require(try await redis.ttl(key.description))
+            #expect(ttl > .seconds(71 * 3600) && ttl <= .seconds(72 * 3600))
+            #expect(try await redis.expire(key.description, after: .seconds(60)))
+            #expect(try await ask(stack, session, "how long is a day").json["cached"] as? Bool == true)
+            #expect(try #require(try await redis.ttl(key.description)) > .seconds(71 * 3600))
+            await redis.shutdown()
+        }
+    }
+
+    @Test("truncated, empty and refused answers are not cached; bypass and refresh work")
+    func whatIsNotCached() async throws {
+        try await ServiceStack.with(gptProxies: 1) { stack in
+            let session = try await user(stack)
+            for mode in ["truncate", "empty", "refuse"] {
+                try await stack.failMock(mode, count: 1)
+                let bad = try await ask(stack, session, "tell me about \(mode)")
+                #expect(bad.status == 200)
+                let again = try await ask(stack, session, "tell me about \(mode)")
+                #expect(again.json["cached"] as? Bool == false, "\(mode) answer was cached")
+            }
+            #expect(try await stack.mockStats().calls == 6)
+
+            _ = try await ask(stack, session, "cache control")
+            #expect(try await ask(stack, session, "cache control", cache: "bypass").json["cached"] as? Bool == false)
+            #expect(try await ask(stack, session, "cache control", cache: "refresh").json["cached"] as? Bool == false)
+            #expect(try await ask(stack, session, "cache control").json["cached"] as? Bool == true)
+            #expect(try await stack.mockStats().calls == 9)
+            // A bypassed question is not written either.
+            _ = try await ask(stack, session, "never cached", cache: "bypass")
+            #expect(try await ask(stack, session, "never cached").json["cached"] as? Bool == false)
+            #expect(try await ask(stack, session, "x", cache: "sometimes").status == 400)
+        }
+    }
+
+    @Test("daily quota: 429 with the reset time once used up; cached answers still served")
+    func quota() async throws {
+        try await ServiceStack.with(gptProxies: 1, proxyEnvironment: ["AIRA_GPT_QUOTA_USER": "2"]) { stack in
+            let session = try await user(stack)
+            #expect(try await ask(stack, session, "one").status == 200)
+            #expect(try await ask(stack, session, "two").status == 200)
+            let over = try await ask(stack, session, "three")
+            #expect(over.status == 429)
+            #expect(over.errorCode == "quota_exceeded")
+            let details = try #require((over.json["error"] as? [String: Any])?["details"] as? [String: String])
+            #expect(details["limit"] == "2")
+            let reset = try #require(details["resetAt"].flatMap { ISO8601DateFormatter.withFractions.date(from: $0) })
+            #expect(reset > Date() && reset <= Date().addingTimeInterval(86_400))
+            let retry = Int(over.headers.first(name: "Retry-After") ?? "") ?? 0
+            #expect(retry > 0 && retry <= 86_400)
+            #expect(try await ask(stack, session, "one").json["cached"] as? Bool == true)
+            // Another user has a quota of their own.
+            #expect(try await ask(stack, try await user(stack), "three").status == 200)
+        }
+    }
+
+    @Test("20 identical questions at once across two proxy instances: one upstream call")
+    func singleFlight() async throws {
+        try await ServiceStack.with(gateways: 2, gptProxies: 2, environment: ["AIRA_MOCK_LATENCY": "600ms"]) { stack in
+            let session = try await user(stack)
+            let replies = try await withThrowingTaskGroup(of: ServiceStack.Reply.self) { group in
+                for i in 0..<20 {
+                    group.addTask { try await ask(stack, session, "What happens at midnight?", gateway: i % 2) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(replies.allSatisfy { $0.status == 200 }, "\(replies.filter { $0.status != 200 })")
+            #expect(Set(replies.compactMap { $0["answer"] }).count == 1)
+            #expect(try await stack.mockStats().calls == 1)
+            // Both proxies took part (the broker spread the requests).
+            let logs = stack.proxies.map(\.log)
+            #expect(logs.allSatisfy { !$0.isEmpty })
+        }
+    }
+
+    @Test("upstream 429 and 500 are retried, then succeed; an unreachable upstream is a clear 503")
+    func upstreamFailures() async throws {
+        try await ServiceStack.with(gptProxies: 1) { stack in
+            let session = try await user(stack)
+            try await stack.failMock("429", count: 2)
+            let afterLimits = try await ask(stack, session, "retry after rate limits")
+            #expect(afterLimits.status == 200, "\(afterLimits)")
+            try await stack.failMock("500", count: 2)
+            #expect(try await ask(stack, session, "retry after errors").status == 200)
+            let stats = try await stack.mockStats()
+            #expect(stats.failed == 4)
+            #expect(stats.calls == 6)
+            // The failures were not charged.
+            #expect((try await ask(stack, session, "third").json["quota"] as? [String: Any])?["used"] as? Int == 3)
+        }
+        try await ServiceStack.with(gptProxies: 1, proxyEnvironment: ["AIRA_GPT_UPSTREAM_URL": "http://127.0.0.1:\(try closedPort())",
+                                                                     "AIRA_GPT_RETRIES": "2", "AIRA_GPT_CONNECT_TIMEOUT": "500ms"]) { stack in
+            let session = try await user(stack)
+            let started = ContinuousClock.now
+            let down = try await ask(stack, session, "anyone there?", cache: "bypass")
+            #expect(down.status == 503)
+            #expect(down.errorCode == "service_unavailable")
+            #expect(down.errorMessage?.contains("unreachable") == true, "\(down)")
+            #expect(down.headers.first(name: "Retry-After") != nil)
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+    }
+
+    @Test("Redis unreachable: questions are still answered (uncached) and quotas still hold, per instance")
+    func redisDown() async throws {
+        try await ServiceStack.with(gptProxies: 1, proxyEnvironment: ["AIRA_REDIS_URL": "redis://127.0.0.1:\(try closedPort())",
+                                                                     "AIRA_GPT_QUOTA_USER": "3"]) { stack in
+            let session = try await user(stack)
+            let first = try await ask(stack, session, "no redis today")
+            #expect(first.status == 200, "\(first)")
+            #expect(first.json["cached"] as? Bool == false)
+            #expect(try await ask(stack, session, "no redis today").json["cached"] as? Bool == false)
+            #expect(try await ask(stack, session, "still no redis").status == 200)
+            #expect(try await ask(stack, session, "over the limit").status == 429)
+        }
+    }
+
+    @Test("streaming through /v1/chat/completions: SSE chunks in order, assembled answer cached")
+    func streaming() async throws {
+        try await ServiceStack.with(gptProxies: 1) { stack in
+            let session = try await user(stack)
+            let body: [String: Any] = ["model": "mock-1", "stream": true, "messages": [["role": "user", "content": "Stream a story"]]]
+            let reply = try await stack.call("POST", "/v1/chat/completions", json: body, token: session.access)
+            #expect(reply.status == 200)
+            #expect(reply.headers.first(name: "Content-Type") == "text/event-stream")
+            let events = String(decoding: reply.body, as: UTF8.self).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            #expect(events.last == "data: [DONE]")
+            var text = ""
+            var finish: String?
+            for event in events.dropLast() {
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
+                #expect(json["object"] as? String == "chat.completion.chunk")
+                let choice = try #require((json["choices"] as? [[String: Any]])?.first)
+                text += ((choice["delta"] as? [String: Any])?["content"] as? String) ?? ""
+                if let f = choice["finish_reason"] as? String { finish = f }
+            }
+            #expect(events.count > 5)
+            #expect(finish == "stop")
+            #expect(try await stack.mockStats().streams == 1)
+
+            let plain = try await stack.call("POST", "/v1/chat/completions",
+                                             json: ["model": "mock-1", "messages": [["role": "user", "content": "stream a story"]]],
+                                             token: session.access)
+            #expect(plain.headers.first(name: "X-Aira-Cached") == "true")
+            let content = ((plain.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+            #expect(content == text)
+        }
+    }
+
+    @Test("the official openai Python package works against the gateway, streaming and not")
+    func openAIPythonClient() async throws {
+        let python = try #require(TestServers.environment["AIRA_OPENAI_PYTHON"], "scripts/test sets AIRA_OPENAI_PYTHON")
+        try await ServiceStack.with(gptProxies: 1) { stack in
+            let session = try await user(stack)
+            let script = """
+                import json, sys
+                from openai import OpenAI
+                client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2])
+                r = client.chat.completions.create(model="mock-1", messages=[{"role": "user", "content": "Hello from Python"}])
+                streamed = ""
+                for chunk in client.chat.completions.create(model="mock-1", stream=True,
+                                                            messages=[{"role": "user", "content": "Stream from Python"}]):
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        streamed += chunk.choices[0].delta.content
+                try:
+                    OpenAI(base_url=sys.argv[1], api_key="not-a-token", max_retries=0).chat.completions.create(
+                        model="mock-1", messages=[{"role": "user", "content": "x"}])
+                    denied = None
+                except Exception as e:
+                    denied = type(e).__name__
+                print(json.dumps({"answer": r.choices[0].message.content, "finish": r.choices[0].finish_reason,
+                                  "model": r.model, "streamed": streamed, "denied": denied}))
+                """
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = ["-c", script, "http://127.0.0.1:\(stack.gateways[0].port)/v1", session.access]
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let output = out.fileHandleForReading.readDataToEndOfFile()
+            let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(errors)")
+            let result = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any], "\(errors)")
+            #expect((result["answer"] as? String)?.contains("Hello from Python") == true)
+            #expect(result["finish"] as? String == "stop")
+            #expect((result["streamed"] as? String)?.contains("Stream from Python") == true)
+            #expect(result["denied"] as? String == "AuthenticationError")
+        }
+    }
+}
+
+extension ISO8601DateFormatter {
+    nonisolated(unsafe) static let withFractions: ISO8601DateFormatter = {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }()
+}

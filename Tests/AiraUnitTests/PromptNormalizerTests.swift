@@ -1,0 +1,59 @@
+import AiraLLM
+import Testing
+
+@Suite("Prompt normalisation and cache keys")
+struct PromptNormalizerTests {
+    @Test("equivalent spellings normalise to one text", arguments: [
+        ("What is RabbitMQ?", "what is rabbitmq"),
+        ("  what   is\tRabbitMQ \n", "what is rabbitmq"),
+        ("WHAT IS RABBITMQ?!...", "what is rabbitmq"),
+        ("Ｗｈａｔ ｉｓ ＲａｂｂｉｔＭＱ？", "what is rabbitmq"),      // full-width (NFKC)
+        ("ﬁnd the ﬁle", "find the file"),                          // ligatures (NFKC)
+        ("Café", "cafe\u{301}".precomposedStringWithCanonicalMapping),  // composed and decomposed é
+        ("What is\u{00A0}RabbitMQ\u{2026}", "what is rabbitmq"),   // no-break space, ellipsis
+        ("Straße", "strasse"),                                     // case folding
+    ])
+    func equivalent(_ a: String, _ b: String) {
+        #expect(PromptNormalizer.normalize(a) == PromptNormalizer.normalize(b))
+    }
+
+    @Test("different questions stay different", arguments: [
+        ("turn on the lights", "turn off the lights"),
+        ("2+2", "2-2"),
+        ("is it safe?", "is it unsafe?"),
+        ("what is a.b", "what is ab"),                              // inner punctuation is kept
+        ("C++", "C"),
+        ("rabbit mq", "rabbitmq"),                                  // spaces between words matter
+        ("¿qué?", "que"),
+    ])
+    func different(_ a: String, _ b: String) {
+        #expect(PromptNormalizer.normalize(a) != PromptNormalizer.normalize(b))
+    }
+
+    @Test("the key covers the whole conversation, the model, the parameters and the system prompt")
+    func keyCoverage() {
+        let question = [ChatMessage(role: "user", content: "What is RabbitMQ?")]
+        let base = CacheKey(model: "m", version: "1", messages: question, parameters: .init())
+        #expect(base == CacheKey(model: "m", version: "1", messages: [ChatMessage(role: "user", content: " what is rabbitmq ")],
+                                 parameters: .init()))
+        #expect(base.description.hasPrefix("gpt:cache:m:1:"))
+        #expect(base.digest.count == 64)
+        #expect(base != CacheKey(model: "m2", version: "1", messages: question, parameters: .init()))
+        #expect(base.description != CacheKey(model: "m", version: "2", messages: question, parameters: .init()).description)
+        #expect(base != CacheKey(model: "m", version: "1", messages: question, parameters: .init(temperature: 0.2)))
+        #expect(CacheKey(model: "m", version: "1", messages: question, parameters: .init(temperature: 0.7))
+                == CacheKey(model: "m", version: "1", messages: question, parameters: .init(temperature: 0.70)))
+        #expect(base != CacheKey(model: "m", version: "1", messages: question, parameters: .init(maxTokens: 10)))
+        let system = [ChatMessage(role: "system", content: "Answer in French.")] + question
+        #expect(base != CacheKey(model: "m", version: "1", messages: system, parameters: .init()))
+        #expect(CacheKey(model: "m", version: "1", messages: system, parameters: .init())
+                != CacheKey(model: "m", version: "1", messages: [ChatMessage(role: "system", content: "Answer in German.")] + question,
+                            parameters: .init()))
+        // Earlier turns count: the same last question in another conversation is another question.
+        let earlier = [ChatMessage(role: "user", content: "I use Kafka."), ChatMessage(role: "assistant", content: "OK.")] + question
+        #expect(base != CacheKey(model: "m", version: "1", messages: earlier, parameters: .init()))
+        // Roles count.
+        #expect(base != CacheKey(model: "m", version: "1", messages: [ChatMessage(role: "assistant", content: "What is RabbitMQ?")],
+                                 parameters: .init()))
+    }
+}
