@@ -216,14 +216,17 @@ struct AuthService: Sendable {
                          refreshToken: refresh.token, user: Self.view(account))
     }
 
-    /// Audit events are published with confirms; one that cannot be published is logged and
-    /// counted (`aira_auth_audit_publish_failures_total`), and does not fail the user's action.
+    /// Audit events are published with confirms once the reply has gone (``MessageContext/afterReply(_:)``),
+    /// before the request is acknowledged; one that cannot be published is logged and counted
+    /// (`aira_auth_audit_publish_failures_total`), and does not fail the user's action.
     private func audit(_ event: AuditEvent, _ context: MessageContext) async {
-        do {
-            try await context.publish(event, routingKey: event.routingKey)
-        } catch {
-            Self.auditFailures.increment()
-            context.logger.error("audit event not published", metadata: ["event": "\(event.type)", LogKey.error: "\(error)"])
+        context.afterReply {
+            do {
+                try await context.publish(event, routingKey: event.routingKey)
+            } catch {
+                Self.auditFailures.increment()
+                context.logger.error("audit event not published", metadata: ["event": "\(event.type)", LogKey.error: "\(error)"])
+            }
         }
     }
 

@@ -123,10 +123,13 @@ struct GPTService: Sendable {
         }
         if let c = request.conversationId { attributes["conversationId"] = c }
         let event = AuditEvent(type: "gpt.asked", userId: request.userId, ip: request.client.ip, attributes: attributes)
-        do {
-            try await context.publish(event, routingKey: event.routingKey)
-        } catch {
-            context.logger.error("audit event not published", metadata: ["event": "gpt.asked", LogKey.error: "\(error)"])
+        // After the reply: the confirm of a persistent audit event is not the caller's wait.
+        context.afterReply {
+            do {
+                try await context.publish(event, routingKey: event.routingKey)
+            } catch {
+                context.logger.error("audit event not published", metadata: ["event": "gpt.asked", LogKey.error: "\(error)"])
+            }
         }
         return AskResponse(id: "chatcmpl-\(MessageID.random().prefix(18))", answer: completion.refusal ?? completion.text,
                            model: completion.model, finishReason: completion.finishReason, cached: cached, usage: completion.usage,

@@ -4,7 +4,7 @@
 //
 // Failures on demand, for the next N requests (POST /mock/fail {"mode":…, "count":N}) or for
 // one request by a marker in its last message (e.g. "[[mock:500]]"):
-//   429 (with Retry-After: retryAfter seconds) · 500 · hang (no answer for 10 minutes) ·
+//   429 (with Retry-After: 1) · 500 · hang (no answer for 10 minutes) ·
 //   truncate (finish_reason "length") · empty (empty content) · refuse (a refusal).
 // GET /mock/stats → {"calls":…, "streams":…, "failed":…}; POST /mock/reset clears stats and failures.
 import AiraCore
@@ -21,7 +21,6 @@ import Synchronization
 struct Failure: Codable, Sendable {
     var mode: String
     var count: Int?
-    var retryAfter: Int?
 }
 
 final class MockState: Sendable {

@@ -222,6 +222,7 @@ public struct AMQPConsumer: Sendable {
 extension AMQPSession {
     func cancelConsumer(channel id: UInt16, tag: String) {
         self.flushAcks()
+        self.uncork()
         guard let channel = self.channels[id], let consumer = channel.consumers.removeValue(forKey: tag) else { return }
         channel.recovery.removeAll { if case .consume(tag) = $0 { true } else { false } }
         if let state = self.state, channel.isOpen {

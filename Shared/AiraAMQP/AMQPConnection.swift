@@ -104,6 +104,8 @@ public final class AMQPConnection: Sendable {
     func call<T: Sendable>(_ body: @escaping @Sendable (AMQPSession) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let accepted = self.mailbox.submit { session in
+                // Synchronous: its request must leave now, not with the rest of the batch.
+                session.uncork()
                 continuation.resume(with: Result { try body(session) })
             }
             if !accepted { continuation.resume(throwing: AMQPError.closed) }

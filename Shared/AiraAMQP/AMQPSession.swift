@@ -120,6 +120,19 @@ final class AMQPSession {
 
     var isConnected: Bool { self.state != nil }
 
+    /// The socket while its output is held back (TCP_CORK) for a batch of jobs.
+    private var corkedSocket: Int32?
+
+    /// Sends what the batch has written so far. A job that waits for the broker's answer
+    /// (declare, cancel, ...) must call it first: a corked request would sit in the kernel for
+    /// up to 200 ms before Linux sends it anyway, stalling the whole connection.
+    func uncork() {
+        if let fd = self.corkedSocket {
+            setCork(fd, false)
+            self.corkedSocket = nil
+        }
+    }
+
     // MARK: - The thread's loop
 
     func run() {
@@ -127,11 +140,12 @@ final class AMQPSession {
             let jobs = self.mailbox.drain()
             // Several jobs at once (a burst of publishes or acks): hold the socket's output
             // until all are written, so they leave in a few packets instead of one each.
-            let cork = jobs.count > 1 ? self.state.map { amqp_get_sockfd($0) } : nil
-            if let fd = cork { setCork(fd, true) }
+            self.corkedSocket = jobs.count > 1 ? self.state.map { amqp_get_sockfd($0) } : nil
+            if let fd = self.corkedSocket { setCork(fd, true) }
             for job in jobs { job(self) }
             self.flushAcks()
-            if let fd = cork, self.state != nil { setCork(fd, false) }
+            if self.state != nil { self.uncork() }
+            self.corkedSocket = nil
             if self.closing { break }
 
             if let state = self.state {
@@ -183,6 +197,7 @@ final class AMQPSession {
             amqp_destroy_connection(state)
             return self.scheduleReconnect(after: "\(config.host):\(config.port): \(errorText(rc))")
         }
+        setNoDelay(amqp_get_sockfd(state))
         var handshake = timeval(duration: config.connectTimeout)
         amqp_set_handshake_timeout(state, &handshake)
         var rpcTimeout = timeval(duration: config.rpcTimeout)
@@ -531,6 +546,13 @@ enum AckKind: Sendable {
     case ack(multiple: Bool)
     case nack(requeue: Bool, multiple: Bool)
     case reject(requeue: Bool)
+}
+
+/// TCP_NODELAY: a lone small frame (an RPC request, a reply, an ack) leaves at once instead
+/// of waiting for the previous segment's acknowledgement (Nagle). Batches are coalesced by TCP_CORK.
+func setNoDelay(_ fd: Int32) {
+    var one: Int32 = 1
+    _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
 }
 
 /// TCP_CORK on or off (Linux): while on, the kernel sends only full segments.

@@ -1,6 +1,7 @@
 import AiraAMQP
 import AiraCore
 import Logging
+import Synchronization
 
 /// Handles one message type from one queue. Throw a ``PermanentError`` when retrying cannot
 /// help, a ``TransientError`` (or any other error) when it might. Handlers must be idempotent:
@@ -17,6 +18,7 @@ public struct MessageContext: Sendable {
     public let queue: String
     public let publisher: MessagePublisher
     private let baseLogger: Logger
+    let followUps = FollowUps()
 
     /// A logger carrying the message id, correlation id and queue (built when first asked for).
     public var logger: Logger { self.baseLogger.with(self.message, queue: self.queue) }
@@ -34,11 +36,27 @@ public struct MessageContext: Sendable {
         self.publisher = publisher
     }
 
+    /// Runs `work` once the handler has finished and (for an RPC) its reply has been sent, before
+    /// the message is acknowledged: bookkeeping such as audit events, off the caller's latency
+    /// but not lost if the process dies (the message is redelivered).
+    public func afterReply(_ work: @escaping @Sendable () async -> Void) {
+        self.followUps.add(work)
+    }
+
     /// Publishes a follow-up message carrying this message's correlation id and trace.
     @discardableResult
     public func publish<M: MessageContract>(_ message: M, routingKey: String) async throws -> String {
         try await self.publisher.publish(message, routingKey: routingKey, correlationID: self.correlationID,
                                          traceparent: self.traceparent)
+    }
+}
+
+/// Work a handler left for after its reply (``MessageContext/afterReply(_:)``).
+final class FollowUps: Sendable {
+    private let work = Mutex<[@Sendable () async -> Void]>([])
+    func add(_ item: @escaping @Sendable () async -> Void) { self.work.withLock { $0.append(item) } }
+    func run() async {
+        for item in self.work.withLock({ w in defer { w.removeAll() }; return w }) { await item() }
     }
 }
 

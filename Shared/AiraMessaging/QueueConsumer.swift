@@ -32,6 +32,7 @@ public final class QueueConsumer<Handler: MessageHandler>: EngineConsumer {
             let context = MessageContext(message: message, queue: spec.name, logger: self.parts.logger, publisher: self.parts.publisher)
             do {
                 try await self.handler.handle(payload, context: context)
+                await context.followUps.run()
                 channel.ack(delivery)
                 metrics.succeeded.increment()
             } catch {

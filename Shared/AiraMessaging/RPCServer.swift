@@ -59,6 +59,7 @@ public final class RPCServer: EngineConsumer {
             let result = await self.run(call, context: context, deadline: message.deadline)
             if case .success = result { metrics.succeeded.increment() }
             self.reply(to: message, result)
+            await context.followUps.run()
             channel.ack(delivery)
         }
     }

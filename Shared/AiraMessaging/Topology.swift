@@ -32,8 +32,10 @@ public struct QueueSpec: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         /// Durable quorum queue with retry tiers and a DLQ; messages persistent.
         case work
-        /// RPC requests: quorum queue with a length limit; expired requests are dropped by the
-        /// broker (the caller gave up), never dead-lettered. No retry tiers.
+        /// RPC requests: a classic queue (durable, messages transient: a lost request is a caller
+        /// timeout, not lost data) with a length limit; expired requests are dropped by the broker
+        /// (the caller gave up), never dead-lettered. No retry tiers. Classic queues count no
+        /// deliveries, so a request that crashes its consumers ends when its deadline passes.
         case rpc
     }
 
@@ -78,8 +80,8 @@ public struct QueueSpec: Sendable, Hashable {
         try await channel.declareExchange(AiraExchange.name, type: "topic", durable: true)
         try await channel.declareQueue(self.deadLetterQueue, options: .init(durable: true, arguments: Self.quorum))
 
-        var main = Self.quorum
-        main["x-delivery-limit"] = .int(Self.brokerDeliveryLimit)
+        var main: AMQPTable = self.kind == .work ? Self.quorum : ["x-queue-type": .string("classic")]
+        if self.kind == .work { main["x-delivery-limit"] = .int(Self.brokerDeliveryLimit) }
         if let maxLength {
             main["x-max-length"] = .int(Int64(maxLength))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import JWTKit
+import Synchronization
 
 /// Why a token was refused. The gateway answers 401 for every case and logs `reason`.
 public struct TokenRejected: Error, Sendable, Equatable, CustomStringConvertible {
@@ -45,6 +46,10 @@ public struct AccessTokenVerifier: Sendable {
     let kids: Set<String>
     public let issuer: String
     public let audience: String
+    /// Tokens already verified, by their full text (signature included, so an altered token
+    /// is never a hit), until they expire: a client sends the same token for its whole
+    /// lifetime, and the signature check is the costly part.
+    let verified = VerifiedTokens(capacity: 50_000)
 
     public init(keys: [TokenKey], issuer: String = "aira-auth", audience: String = "aira") async throws {
         guard !keys.isEmpty else { throw TokenConfigurationError("no verification keys configured") }
@@ -58,7 +63,17 @@ public struct AccessTokenVerifier: Sendable {
         self.audience = audience
     }
 
-    public func verify(_ token: String) async throws -> AccessTokenClaims {
+    public func verify(_ token: String, now: Date = Date()) async throws -> AccessTokenClaims {
+        if let claims = self.verified.claims(for: token) {
+            guard claims.exp.value > now else { throw TokenRejected(reason: "expired") }
+            return claims
+        }
+        let claims = try await self.verifyFully(token)
+        self.verified.insert(token, claims)
+        return claims
+    }
+
+    private func verifyFully(_ token: String) async throws -> AccessTokenClaims {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let headerData = Data(base64URL: String(parts[0])),
               let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
@@ -79,6 +94,23 @@ public struct AccessTokenVerifier: Sendable {
         guard claims.aud.value.contains(self.audience) else { throw TokenRejected(reason: "wrong audience") }
         guard claims.userID != nil else { throw TokenRejected(reason: "bad subject") }
         return claims
+    }
+}
+
+/// A bounded map of verified tokens; when full, it starts again empty (tokens are re-verified once).
+final class VerifiedTokens: Sendable {
+    let capacity: Int
+    private let tokens = Mutex<[String: AccessTokenClaims]>([:])
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func claims(for token: String) -> AccessTokenClaims? { self.tokens.withLock { $0[token] } }
+
+    func insert(_ token: String, _ claims: AccessTokenClaims) {
+        self.tokens.withLock { tokens in
+            if tokens.count >= self.capacity { tokens.removeAll(keepingCapacity: true) }
+            tokens[token] = claims
+        }
     }
 }
 

@@ -24,6 +24,24 @@ struct AccessTokenTests {
         #expect(claims.userID == user && claims.role == "ADMIN" && claims.sid == "fam-1")
     }
 
+    @Test("a verified token is remembered until it expires; an altered copy is verified again")
+    func verifiedTokenCache() async throws {
+        let key = try TokenKey.generate(kid: "k1")
+        let issuer = try await AccessTokenIssuer(signingKey: key, lifetime: .seconds(60))
+        let verifier = try await AccessTokenVerifier(keys: [key])
+        let token = try await issuer.issue(userID: user, role: "USER", sessionID: "s").token
+        _ = try await verifier.verify(token)
+        #expect(try await verifier.verify(token).userID == user)
+        // The remembered token still expires.
+        await #expect(throws: TokenRejected(reason: "expired")) {
+            _ = try await verifier.verify(token, now: Date().addingTimeInterval(120))
+        }
+        // Same header and payload, another signature: not a hit, and refused.
+        let parts = token.split(separator: ".")
+        let forged = "\(parts[0]).\(parts[1]).\(String(parts[2].reversed()))"
+        await #expect(throws: TokenRejected.self) { _ = try await verifier.verify(forged) }
+    }
+
     @Test("keys travel as text and rotate: several accepted, one signing")
     func rotation() async throws {
         let old = try TokenKey.generate(kid: "2026-10")
