@@ -54,8 +54,8 @@ do {
 
     // bcrypt-bound calls: enough in flight to keep every bcrypt thread busy, no more.
     let credentialsOptions = ConsumerOptions(
-        concurrency: try env.int("AIRA_CREDENTIALS_CONCURRENCY", default: bcryptThreads * 2, range: 1...10_000),
-        prefetch: UInt16(try env.int("AIRA_CREDENTIALS_PREFETCH", default: bcryptThreads * 4, range: 1...65_535)),
+        concurrency: try env.int("AIRA_CREDENTIALS_CONCURRENCY", default: bcryptThreads * 4, range: 1...10_000),
+        prefetch: UInt16(try env.int("AIRA_CREDENTIALS_PREFETCH", default: bcryptThreads * 8, range: 1...65_535)),
         shutdownTimeout: settings.consumer.shutdownTimeout)
     let routes = service.routes
     let servers = [
