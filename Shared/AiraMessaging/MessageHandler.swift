@@ -55,6 +55,8 @@ public struct MessageContext: Sendable {
 final class FollowUps: Sendable {
     private let work = Mutex<[@Sendable () async -> Void]>([])
     func add(_ item: @escaping @Sendable () async -> Void) { self.work.withLock { $0.append(item) } }
+    /// Drops what an attempt registered (it failed and runs again).
+    func reset() { self.work.withLock { $0.removeAll() } }
     func run() async {
         for item in self.work.withLock({ w in defer { w.removeAll() }; return w }) { await item() }
     }

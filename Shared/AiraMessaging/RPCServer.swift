@@ -68,6 +68,7 @@ public final class RPCServer: EngineConsumer {
     private func run(_ call: RPCRoutes.Call, context: MessageContext, deadline: Date?) async -> Result<[UInt8], RPCErrorReply> {
         var attempt = 0
         while true {
+            context.followUps.reset()
             do {
                 return .success(try await call(context))
             } catch let reply as RPCErrorReply {
