@@ -72,6 +72,7 @@ let package = Package(
         ], path: "Shared/AiraTokens", swiftSettings: swiftSettings),
         // The OpenAI chat-completions format, prompt normalisation and answer-cache keys.
         .target(name: "AiraLLM", dependencies: [
+            "AiraCore",
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Shared/AiraLLM", swiftSettings: swiftSettings),
         // Message contracts between services: auth and GPT RPC, audit events, mail.

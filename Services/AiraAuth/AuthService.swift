@@ -257,6 +257,6 @@ struct AuthService: Sendable {
     }
 
     static func verificationKey(_ token: String) -> String {
-        "auth:verify:" + SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        "auth:verify:" + SHA256.hash(data: Data(token.utf8)).hexString
     }
 }

@@ -1,3 +1,4 @@
+import AiraCore
 import AiraRedis
 import Crypto
 import Foundation
@@ -26,7 +27,7 @@ struct LoginThrottle: Sendable {
     let policy: Policy
 
     private func keys(email: String, ip: String) -> [String] {
-        let account = SHA256.hash(data: Data(email.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+        let account = SHA256.hash(data: Data(email.utf8)).prefix(16).hexString
         return ["auth:throttle:acct:\(account)", "auth:throttle:ip:\(ip)", "auth:throttle:pair:\(account):\(ip)",
                 "auth:known-ips:\(account)"]
     }

@@ -1,3 +1,4 @@
+import AiraCore
 import AiraContracts
 import AiraLLM
 import AiraMessaging
@@ -138,14 +139,11 @@ struct AnswerStore: Sendable {
         do { _ = try await self.redis.send("DECR", key) } catch { self.localQuota.refund(key) }
     }
 
+    /// `gpt:quota:{user}:{yyyymmdd}` for the UTC day of `now`, and the next midnight UTC.
     static func quotaKey(user: UUID, now: Date) -> (String, Date) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let day = calendar.startOfDay(for: now)
-        let reset = calendar.date(byAdding: .day, value: 1, to: day)!
-        let c = calendar.dateComponents([.year, .month, .day], from: day)
-        let stamp = String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
-        return ("gpt:quota:\(user.uuidString.lowercased()):\(stamp)", reset)
+        let day = Int64((now.timeIntervalSince1970 / 86_400).rounded(.down))
+        let reset = Date(timeIntervalSince1970: Double(day + 1) * 86_400)
+        return ("gpt:quota:\(user.uuidString.lowercased()):\(utcDayStamp(daysSinceEpoch: day))", reset)
     }
 
     static let quotaScript = RedisScript("""

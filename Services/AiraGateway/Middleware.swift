@@ -67,7 +67,7 @@ struct RequestMiddleware: RouterMiddleware {
 
     private func clientIP(_ request: Request, _ context: GatewayContext) -> String {
         if self.trustForwardedFor, let forwarded = request.headers[.forwardedFor],
-           let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty, last.count <= 45 {
+           let last = forwarded.split(separator: ",").last?.trimmed, !last.isEmpty, last.count <= 45 {
             return last
         }
         return context.remoteAddress?.ipAddress ?? "unknown"
@@ -116,7 +116,7 @@ struct Authenticate: RouterMiddleware {
         }
         var context = context
         do {
-            context.claims = try await self.verifier.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+            context.claims = try await self.verifier.verify(header.dropFirst(7).trimmed)
         } catch let rejected as TokenRejected {
             Self.rejected.increment()
             context.logger.info("access token rejected", metadata: ["reason": "\(rejected.reason)"])

@@ -61,7 +61,7 @@ func errorBody(_ message: String, type: String) -> [String: [String: String]] { 
 func answer(to request: ChatCompletionRequest, model: String) -> String {
     let question = request.messages.last(where: { $0.role == "user" })?.content ?? ""
     let seed = SHA256.hash(data: Data((model + "\u{1F}" + request.messages.map { $0.role + ":" + $0.content }.joined(separator: "\u{1E}")).utf8))
-    let tag = seed.prefix(4).map { String(format: "%02x", $0) }.joined()
+    let tag = seed.prefix(4).hexString
     return "Mock answer \(tag) from \(model): you asked \"\(question.prefix(120))\". Here is what I know about it."
 }
 

@@ -1,3 +1,4 @@
+import AiraCore
 import Crypto
 import Foundation
 
@@ -60,7 +61,7 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
                 : PromptNormalizer.normalize(message.content)
             canonical += message.role.lowercased() + "\u{1D}" + content + "\u{1E}"
         }
-        self.digest = SHA256.hash(data: Data(canonical.utf8)).map { String(format: "%02x", $0) }.joined()
+        self.digest = SHA256.hash(data: Data(canonical.utf8)).hexString
     }
 
     public var description: String { "gpt:cache:\(self.model):\(self.version):\(self.digest)" }

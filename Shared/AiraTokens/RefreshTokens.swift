@@ -1,3 +1,4 @@
+import AiraCore
 import AiraRedis
 import Crypto
 import Foundation
@@ -95,7 +96,7 @@ public struct RefreshTokens: Sendable {
 
     /// Only the hash is stored: a Redis dump does not hand out usable tokens.
     static func tokenKey(_ token: String) -> String {
-        "auth:rt:" + SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        "auth:rt:" + SHA256.hash(data: Data(token.utf8)).hexString
     }
 
     static let issueScript = RedisScript("""

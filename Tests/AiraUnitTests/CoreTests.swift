@@ -119,3 +119,23 @@ struct OwnerThreadTests {
         #expect((0..<50).map { _ in b.delay(attempt: 0) }.allSatisfy { $0 <= .milliseconds(100) })
     }
 }
+
+@Suite("Small formats")
+struct SmallFormatTests {
+    @Test("hex of bytes")
+    func hex() {
+        #expect([UInt8]([0x00, 0x0f, 0xa5, 0xff]).hexString == "000fa5ff")
+        #expect([UInt8]().hexString == "")
+    }
+
+    @Test("UTC day stamps agree with Calendar, leap years and centuries included")
+    func dayStamps() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        for day in stride(from: Int64(-800), through: 60_000, by: 7) {
+            let c = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: Double(day) * 86_400))
+            let expected = String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
+            #expect(utcDayStamp(daysSinceEpoch: day) == expected, "day \(day)")
+        }
+    }
+}
