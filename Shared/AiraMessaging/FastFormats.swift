@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 import Synchronization
 
@@ -36,18 +37,9 @@ func appendHex(_ value: UInt64, to out: inout [UInt8]) {
 /// FormatStyle machinery.
 public func iso8601(_ date: Date) -> String {
     let totalMs = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-    var days = totalMs >= 0 ? totalMs / 86_400_000 : (totalMs - 86_399_999) / 86_400_000
+    let days = totalMs >= 0 ? totalMs / 86_400_000 : (totalMs - 86_399_999) / 86_400_000
     let msOfDay = totalMs - days * 86_400_000
-    // Civil date from days since 1970 (Howard Hinnant's algorithm).
-    days += 719_468
-    let era = (days >= 0 ? days : days - 146_096) / 146_097
-    let doe = days - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let day = doy - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+    let (year, month, day) = civilDate(daysSinceEpoch: days)
 
     return String(unsafeUninitializedCapacity: 24) { buf in
         var i = 0
