@@ -4,7 +4,6 @@ import AiraCore
 import AiraMessaging
 import AiraRedis
 import AiraTokens
-import Crypto
 import Foundation
 import Logging
 import Metrics
@@ -56,7 +55,7 @@ struct AuthService: Sendable {
         } catch AccountStore.StoreError.emailTaken {
             throw RPCErrorReply(code: AuthError.emailTaken, message: "an account with this email already exists")
         }
-        let token = "ev_" + Self.randomToken()
+        let token = OpaqueToken.random(prefix: "ev_")
         let tokenKey = Self.verificationKey(token)
         do {
             _ = try await self.redis.set(tokenKey, account.id.uuidString.lowercased(), expire: self.verificationLifetime)
@@ -143,8 +142,7 @@ struct AuthService: Sendable {
     }
 
     func logout(_ request: LogoutRequest, context: MessageContext) async throws -> SessionsEnded {
-        let active = try await self.refreshTokens.isActive(family: request.sessionId)
-        try await self.refreshTokens.revoke(family: request.sessionId)
+        let active = try await self.refreshTokens.revoke(family: request.sessionId)
         await self.audit(AuditEvent(type: "logout", userId: request.userId, ip: request.client.ip,
                                     attributes: ["session": request.sessionId]), context)
         return SessionsEnded(sessionsEnded: active ? 1 : 0)
@@ -251,12 +249,5 @@ struct AuthService: Sendable {
         }
     }
 
-    static func randomToken() -> String {
-        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
-    static func verificationKey(_ token: String) -> String {
-        "auth:verify:" + SHA256.hash(data: Data(token.utf8)).hexString
-    }
+    static func verificationKey(_ token: String) -> String { "auth:verify:" + OpaqueToken.digest(token) }
 }

@@ -69,7 +69,7 @@ struct AnswerStore: Sendable {
     /// Takes the lead for `key`, or waits (bounded by `flightWait` and `deadline`) for the
     /// instance that has it.
     func join(_ key: CacheKey, deadline: Date) async -> Flight {
-        let lock = "gpt:flight:\(key.model):\(key.version):\(key.digest)"
+        let lock = Self.lockKey(key)
         let token = MessageID.random()
         let lease = max(1000, Int64(deadline.timeIntervalSinceNow * 1000))
         do {
@@ -96,7 +96,7 @@ struct AnswerStore: Sendable {
     /// Publishes the leader's answer to the waiting instances (briefly; the cache keeps
     /// cacheable answers) and releases the lock.
     func finish(_ key: CacheKey, token: String, completion: Completion?) async {
-        let lock = "gpt:flight:\(key.model):\(key.version):\(key.digest)"
+        let lock = Self.lockKey(key)
         do {
             let body = try completion.map { String(decoding: try MessageCoding.encode($0), as: UTF8.self) } ?? ""
             _ = try await self.redis.eval(Self.finishScript, keys: [lock, Self.resultKey(key)], args: [token, body])
@@ -105,6 +105,7 @@ struct AnswerStore: Sendable {
         }
     }
 
+    static func lockKey(_ key: CacheKey) -> String { "gpt:flight:\(key.model):\(key.version):\(key.digest)" }
     static func resultKey(_ key: CacheKey) -> String { "gpt:flight-result:\(key.model):\(key.version):\(key.digest)" }
 
     static let finishScript = RedisScript("""

@@ -90,13 +90,10 @@ struct GPTService: Sendable {
             if let onDelta { await onDelta(completion.text) }
             return completion
         case .alone:
-            let completion = try await self.upstream.complete(request, deadline: deadline, onDelta: onDelta)
-            if completion.isCacheable { await self.store.store(completion, key: key) }
-            return completion
+            return try await self.callAndCache(key, request, deadline: deadline, onDelta: onDelta)
         case .lead(let token):
             do {
-                let completion = try await self.upstream.complete(request, deadline: deadline, onDelta: onDelta)
-                if completion.isCacheable { await self.store.store(completion, key: key) }
+                let completion = try await self.callAndCache(key, request, deadline: deadline, onDelta: onDelta)
                 await self.store.finish(key, token: token, completion: completion)
                 return completion
             } catch {
@@ -104,6 +101,13 @@ struct GPTService: Sendable {
                 throw error
             }
         }
+    }
+
+    private func callAndCache(_ key: CacheKey, _ request: ChatCompletionRequest, deadline: Date,
+                              onDelta: (@Sendable (String) async -> Void)?) async throws -> Completion {
+        let completion = try await self.upstream.complete(request, deadline: deadline, onDelta: onDelta)
+        if completion.isCacheable { await self.store.store(completion, key: key) }
+        return completion
     }
 
     private func finish(_ request: AskRequest, messages: [ChatMessage], completion: Completion, cached: Bool, quota: QuotaStatus,
@@ -115,7 +119,7 @@ struct GPTService: Sendable {
         (cached ? Self.askedCached : Self.asked).increment()
         let elapsed = ContinuousClock.now - started
         var attributes = ["cached": String(cached), "model": completion.model, "finishReason": completion.finishReason,
-                          "latencyMs": String(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
+                          "latencyMs": String(elapsed.milliseconds),
                           "question": String((request.messages.last(where: { $0.role == "user" })?.content ?? "").prefix(500))]
         if let usage = completion.usage {
             attributes["promptTokens"] = String(usage.promptTokens)

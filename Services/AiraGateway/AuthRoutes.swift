@@ -98,12 +98,10 @@ struct AuthRoutes: Sendable {
     }
 
     func me(_ request: Request, context: GatewayContext) async throws -> Response {
-        let claims = try context.user()
+        let id = try Self.userID(try context.user().sub.value)
         let account: Account?
         do {
-            account = try await self.accounts.find(id: try Self.userID(claims.sub.value))
-        } catch let error as APIError {
-            throw error
+            account = try await self.accounts.find(id: id)
         } catch {
             context.logger.warning("user lookup failed", metadata: ["error": "\(error)"])
             throw APIError.unavailable("the user database is not reachable, try again")

@@ -67,15 +67,19 @@ struct ServiceCalls: Sendable {
         var timeout: Duration
     }
 
-    func call<Request: MessageContract, Response: Decodable & Sendable>(
-        _ request: Request, to target: Target, expecting: Response.Type = Response.self, context: GatewayContext
-    ) async throws -> Response {
+    /// Refuses at once (503) when nobody consumes the target queue or this gateway is at its
+    /// in-flight bound; otherwise takes an in-flight slot the caller must give back.
+    func admit(_ target: Target) throws {
         guard self.presence.hasConsumers(target.queue) else {
             throw APIError.unavailable("the \(target.queue) service is not running, try again shortly", retryAfter: 5)
         }
-        guard self.inFlight.enter() else {
-            throw APIError.unavailable("too many requests in progress, try again", retryAfter: 1)
-        }
+        guard self.inFlight.enter() else { throw APIError.unavailable("too many requests in progress, try again", retryAfter: 1) }
+    }
+
+    func call<Request: MessageContract, Response: Decodable & Sendable>(
+        _ request: Request, to target: Target, expecting: Response.Type = Response.self, context: GatewayContext
+    ) async throws -> Response {
+        try self.admit(target)
         defer { self.inFlight.leave() }
         do {
             return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
@@ -97,10 +101,7 @@ extension ServiceCalls {
     func stream<Request: MessageContract, Partial: Decodable & Sendable, Response: Decodable & Sendable>(
         _ request: Request, to target: Target, partial: Partial.Type, expecting: Response.Type, context: GatewayContext
     ) async throws -> (first: RPCStreamEvent<Partial, Response>, rest: StreamEvents<Partial, Response>) {
-        guard self.presence.hasConsumers(target.queue) else {
-            throw APIError.unavailable("the \(target.queue) service is not running, try again shortly", retryAfter: 5)
-        }
-        guard self.inFlight.enter() else { throw APIError.unavailable("too many requests in progress, try again", retryAfter: 1) }
+        try self.admit(target)
         let events = StreamEvents(self.client.stream(request, routingKey: target.routingKey, partial: Partial.self, expecting: Response.self,
                                                      timeout: target.timeout, requestID: context.requestID,
                                                      traceparent: context.traceparent),

@@ -55,11 +55,25 @@ extension MessageContext {
     /// upstream produces it). Partial replies and the final one travel on one channel, in order.
     /// Without a `reply_to` (not an RPC) it does nothing.
     public func sendPartialReply(_ value: some Encodable) throws {
-        guard let replyTo = self.message.properties.replyTo else { return }
-        let properties = AMQPProperties(contentType: "application/json", headers: [AiraHeader.rpcStatus: .string("partial")],
-                                        deliveryMode: AMQPProperties.transient, correlationID: self.message.correlationID)
-        self.publisher.channel.publish(exchange: "", routingKey: replyTo, body: try MessageCoding.encode(value),
-                                       properties: properties, mandatory: false) { _ in }
+        self.publisher.reply(to: self.message, body: try MessageCoding.encode(value), status: RPCReplyStatus.partial)
+    }
+}
+
+/// The `x-aira-rpc-status` of a reply.
+enum RPCReplyStatus {
+    static let ok = "ok"
+    static let error = "error"
+    static let partial = "partial"
+}
+
+extension MessagePublisher {
+    /// Publishes a reply (final or partial) to an RPC request's `reply_to`, transient and not
+    /// awaited: the caller's reply consumer is the confirmation that matters.
+    func reply(to message: InboundMessage, body: [UInt8], status: String) {
+        guard let replyTo = message.properties.replyTo else { return }
+        let properties = AMQPProperties(contentType: "application/json", headers: [AiraHeader.rpcStatus: .string(status)],
+                                        deliveryMode: AMQPProperties.transient, correlationID: message.correlationID)
+        self.channel.publish(exchange: "", routingKey: replyTo, body: body, properties: properties, mandatory: false) { _ in }
     }
 }
 

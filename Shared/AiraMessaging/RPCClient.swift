@@ -56,7 +56,7 @@ public final class RPCClient: Sendable {
             throw error
         }
 
-        if reply.properties.headers[AiraHeader.rpcStatus]?.stringValue == "error" {
+        if reply.properties.headers[AiraHeader.rpcStatus]?.stringValue == RPCReplyStatus.error {
             self.failures.increment()
             guard let remote = try? MessageCoding.decode(RPCErrorReply.self, from: reply.body) else {
                 throw RPCCallError.invalidReply("undecodable error reply")
@@ -102,9 +102,9 @@ public final class RPCClient: Sendable {
                 let status = delivery.properties.headers[AiraHeader.rpcStatus]?.stringValue
                 do {
                     switch status {
-                    case "partial":
+                    case RPCReplyStatus.partial:
                         continuation.yield(.partial(try MessageCoding.decode(Partial.self, from: delivery.body)))
-                    case "error":
+                    case RPCReplyStatus.error:
                         throw RPCCallError.remote(try MessageCoding.decode(RPCErrorReply.self, from: delivery.body))
                     default:
                         continuation.yield(.done(try MessageCoding.decode(Response.self, from: delivery.body)))

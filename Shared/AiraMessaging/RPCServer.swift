@@ -93,19 +93,12 @@ public final class RPCServer: EngineConsumer {
     }
 
     private func reply(to message: InboundMessage, _ result: Result<[UInt8], RPCErrorReply>) {
-        guard let replyTo = message.properties.replyTo else { return }
-        let body: [UInt8]
-        let status: String
         switch result {
-        case .success(let response): (body, status) = (response, "ok")
-        case .failure(let error): (body, status) = ((try? MessageCoding.encode(error)) ?? Array(#"{"code":"internal","message":"error not encodable"}"#.utf8), "error")
+        case .success(let response):
+            self.parts.publisher.reply(to: message, body: response, status: RPCReplyStatus.ok)
+        case .failure(let error):
+            let body = (try? MessageCoding.encode(error)) ?? Array(#"{"code":"internal","message":"error not encodable"}"#.utf8)
+            self.parts.publisher.reply(to: message, body: body, status: RPCReplyStatus.error)
         }
-        let properties = AMQPProperties(contentType: "application/json",
-                                        headers: [AiraHeader.rpcStatus: .string(status)],
-                                        deliveryMode: AMQPProperties.transient,
-                                        correlationID: message.correlationID)
-        // Not awaited: the caller's reply consumer is the confirmation that matters.
-        self.parts.publisher.channel.publish(exchange: "", routingKey: replyTo, body: body, properties: properties,
-                                       mandatory: false) { _ in }
     }
 }

@@ -62,9 +62,11 @@ public struct RefreshTokens: Sendable {
         return true
     }
 
-    public func revoke(family: String) async throws {
+    /// Revokes a family; returns whether it was still active.
+    @discardableResult
+    public func revoke(family: String) async throws -> Bool {
         // Only an existing family (HSET on a gone key would create one without a TTL).
-        _ = try await self.redis.eval(Self.revokeScript, keys: ["auth:fam:\(family)"], args: [])
+        try await self.redis.eval(Self.revokeScript, keys: ["auth:fam:\(family)"], args: []).int == 1
     }
 
     /// Ends every family of the user (logout everywhere, password change, suspension).
@@ -84,20 +86,14 @@ public struct RefreshTokens: Sendable {
 
     var ttlSeconds: Int64 { max(1, self.lifetime.components.seconds) }
 
-    static func newToken() -> String {
-        let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-        return "rt_" + bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    static func newToken() -> String { OpaqueToken.random(prefix: "rt_") }
 
     static func newFamilyID() -> String { UUID().uuidString.lowercased() }
 
     static func looksLikeToken(_ token: String) -> Bool { token.hasPrefix("rt_") && token.count == 46 }
 
     /// Only the hash is stored: a Redis dump does not hand out usable tokens.
-    static func tokenKey(_ token: String) -> String {
-        "auth:rt:" + SHA256.hash(data: Data(token.utf8)).hexString
-    }
+    static func tokenKey(_ token: String) -> String { "auth:rt:" + OpaqueToken.digest(token) }
 
     static let issueScript = RedisScript("""
         redis.call('HSET', KEYS[1], 'user', ARGV[1], 'family', ARGV[2], 'state', 'active')
@@ -128,8 +124,11 @@ public struct RefreshTokens: Sendable {
         """)
 
     static let revokeScript = RedisScript("""
-        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', '1') end
-        return 1
+        local was = redis.call('HGET', KEYS[1], 'revoked')
+        if not was then return 0 end
+        redis.call('HSET', KEYS[1], 'revoked', '1')
+        if was == '0' then return 1 end
+        return 0
         """)
 
     static let revokeAllScript = RedisScript("""
@@ -142,4 +141,17 @@ public struct RefreshTokens: Sendable {
         redis.call('DEL', KEYS[1])
         return active
         """)
+}
+
+/// Opaque secrets (refresh tokens, verification links): 256 random bits, base64url, with a
+/// prefix that says what they are. Only their SHA-256 (``digest(_:)``) is ever stored.
+public enum OpaqueToken {
+    public static func random(prefix: String) -> String {
+        let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+        return prefix + bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Lower-case hex SHA-256, for the Redis key that stands for the token.
+    public static func digest(_ token: String) -> String { SHA256.hash(data: Data(token.utf8)).hexString }
 }

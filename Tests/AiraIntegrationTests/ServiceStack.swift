@@ -17,6 +17,8 @@ final class ServiceStack: @unchecked Sendable {
     private(set) var auth: [WorkerProcess] = []
     private(set) var gateways: [(process: WorkerProcess, port: Int)] = []
     private(set) var proxies: [WorkerProcess] = []
+    /// Each proxy's /metrics port.
+    private(set) var proxyPorts: [Int] = []
     private(set) var mock: (process: WorkerProcess, port: Int)?
     /// Each stack has its own answer-cache version, so cached answers of other tests never match.
     let cacheVersion = "test-\(UUID().uuidString.prefix(8).lowercased())"
@@ -97,10 +99,21 @@ final class ServiceStack: @unchecked Sendable {
     }
 
     func startProxy(_ i: Int, environment: [String: String] = [:]) throws {
+        let port = try freePort()
         var env = self.environment.merging(["AIRA_GPT_UPSTREAM_URL": "http://127.0.0.1:\(self.mock?.port ?? 0)",
-                                            "AIRA_GPT_CACHE_VERSION": self.cacheVersion]) { $1 }
+                                            "AIRA_GPT_CACHE_VERSION": self.cacheVersion, "AIRA_HTTP_PORT": "\(port)"]) { $1 }
         env.merge(environment) { $1 }
         self.proxies.append(try WorkerProcess(executable: "aira-gpt-proxy", name: "gpt\(i)", environment: env))
+        self.proxyPorts.append(port)
+    }
+
+    /// A counter from a proxy's /metrics (0 when absent), e.g. `aira_messages_received_total{queue="gpt.ask"}`.
+    func proxyCounter(_ i: Int, _ series: String) async throws -> Double {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(self.proxyPorts[i])/metrics"),
+                                                           timeout: .seconds(5))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        let line = text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
     }
 
     // MARK: - The mock LLM
