@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
     ],
     targets: [
         // C libraries from Debian, wrapped by small shims (Shared/C*/shim.h).
@@ -114,6 +115,17 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Services/AiraMockLLM", swiftSettings: swiftSettings),
+
+        .executableTarget(name: "aira-audit-writer", dependencies: ["AiraServiceKit", "AiraContracts"],
+                          path: "Services/AiraAuditWriter", swiftSettings: swiftSettings),
+        .executableTarget(name: "aira-email-worker", dependencies: [
+            "AiraServiceKit", "AiraContracts",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], path: "Services/AiraEmailWorker", swiftSettings: swiftSettings),
+        .executableTarget(name: "aira-thumbnail-worker", dependencies: ["AiraServiceKit", "AiraContracts"],
+                          path: "Services/AiraThumbnailWorker", swiftSettings: swiftSettings),
 
         // A real consumer process the integration tests start, kill and scale.
         .executableTarget(name: "aira-test-worker", dependencies: ["AiraServiceKit"],

@@ -1,3 +1,5 @@
+import Foundation
+
 extension Sequence where Element == UInt8 {
     /// Lower-case hexadecimal, e.g. of a SHA-256 digest for a Redis key. (`String(format:)`
     /// per byte is slow on Linux: it builds a locale, reading the process environment, each time.)
@@ -32,4 +34,30 @@ package func utcDayStamp(daysSinceEpoch days: Int64) -> String {
     let (y, m, d) = civilDate(daysSinceEpoch: days)
     func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
     return "\(y)\(two(m))\(two(d))"
+}
+
+/// ISO 8601 in UTC with milliseconds (`2026-11-21T18:05:41.123Z`), without Foundation's
+/// FormatStyle machinery.
+public func iso8601(_ date: Date) -> String {
+    let totalMs = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    let days = totalMs >= 0 ? totalMs / 86_400_000 : (totalMs - 86_399_999) / 86_400_000
+    let msOfDay = totalMs - days * 86_400_000
+    let (year, month, day) = civilDate(daysSinceEpoch: days)
+
+    return String(unsafeUninitializedCapacity: 24) { buf in
+        var i = 0
+        func put(_ v: Int64, _ width: Int) {
+            var x = v
+            for k in stride(from: width - 1, through: 0, by: -1) {
+                buf[i + k] = UInt8(truncatingIfNeeded: 48 + x % 10)
+                x /= 10
+            }
+            i += width
+        }
+        func sep(_ c: UInt8) { buf[i] = c; i += 1 }
+        put(year, 4); sep(45); put(month, 2); sep(45); put(day, 2); sep(84)
+        put(msOfDay / 3_600_000, 2); sep(58); put(msOfDay / 60_000 % 60, 2); sep(58)
+        put(msOfDay / 1000 % 60, 2); sep(46); put(msOfDay % 1000, 3); sep(90)
+        return i
+    }
 }

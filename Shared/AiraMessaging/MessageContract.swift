@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 
 /// A message body Aira sends over the broker: JSON, with a versioned type name such as

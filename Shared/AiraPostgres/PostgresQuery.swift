@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 
 /// A value that can be bound as a query parameter (sent in PostgreSQL's text format).
@@ -15,7 +16,7 @@ extension Bool: PostgresBindable { public var postgresText: String { self ? "tru
 extension UUID: PostgresBindable { public var postgresText: String { self.uuidString.lowercased() } }
 extension Date: PostgresBindable {
     public var postgresText: String {
-        self.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        iso8601(self)
     }
 }
 /// bytea, in hex input format.

@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 import Logging
 import Synchronization
@@ -51,5 +52,5 @@ public struct JSONLogHandler: LogHandler {
 }
 
 private func iso8601Now() -> String {
-    Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+    iso8601(Date())
 }

@@ -1,4 +1,5 @@
 @testable import AiraMessaging
+import AiraCore
 import AiraAMQP
 import Foundation
 import Testing

@@ -29,7 +29,7 @@ aira_export_env() {
 # --- installation -----------------------------------------------------------------
 
 APT_PACKAGES=(rabbitmq-server redis-server postgresql libpq-dev librabbitmq-dev libhiredis-dev
-              amqp-tools ca-certificates procps docker-compose python3-venv)
+              amqp-tools ca-certificates procps docker-compose python3-venv ffmpeg)
 
 aira_install() {
   local missing=()

@@ -1,0 +1,107 @@
+// aira-email-worker: consumes `email.send`, renders the template and delivers it over SMTP, never
+// twice for one message. See docs/workers.md.
+import AiraContracts
+import AiraCore
+import AiraMessaging
+import AiraPostgres
+import AiraServiceKit
+import Foundation
+import Logging
+import Metrics
+
+/// Sends one queued mail. Order: already sent? (then done) → render (bad template or parameters:
+/// permanent) → SMTP (4xx or no connection: transient; 5xx: permanent, with the server's reply)
+/// → record the message id. The record is what stops a redelivered message from being sent
+/// again; if recording fails after the server accepted the mail, it is retried in place rather
+/// than handing the message back for a second send.
+struct EmailHandler: MessageHandler {
+    let smtp: SMTPClient
+    let database: PostgresClient
+    let templates: MailTemplates
+    let sender: String
+    let senderName: String
+    let domain: String
+    private static let sent = Counter(label: "aira_email_sent_total")
+    private static let skipped = Counter(label: "aira_email_duplicates_skipped_total")
+
+    func handle(_ mail: EmailMessage, context: MessageContext) async throws {
+        let id = context.messageID
+        guard !id.isEmpty else { throw PermanentError(code: "missing_message_id", "a mail needs a message id (its idempotency key)") }
+        guard Self.isAddress(mail.to) else { throw PermanentError(code: "invalid_recipient", "'\(mail.to.prefix(100))' is not a mail address") }
+        if try await self.database.query("SELECT 1 FROM sent_emails WHERE message_id = \(id)").first != nil {
+            Self.skipped.increment()
+            context.logger.info("mail already sent, not sending again")
+            return
+        }
+        let rendered = try self.templates.render(mail)
+        let data = MIMEComposer.compose(from: self.sender, fromName: self.senderName, to: mail.to, mail: rendered,
+                                        messageID: id, domain: self.domain)
+        let reply = try await self.smtp.send(from: self.sender, to: mail.to, data: data)
+        Self.sent.increment()
+        context.logger.info("mail sent", metadata: ["template": "\(mail.template)", "smtp_reply": "\(reply)"])
+        var attempt = 0
+        while true {
+            do {
+                try await self.database.query("""
+                    INSERT INTO sent_emails (message_id, recipient, template, smtp_reply)
+                    VALUES (\(id), \(mail.to), \(mail.template), \(reply.description))
+                    ON CONFLICT (message_id) DO NOTHING
+                    """)
+                return
+            } catch {
+                attempt += 1
+                guard attempt < 20 else {
+                    context.logger.error("mail sent but not recorded: a redelivery would send it again", metadata: [LogKey.error: "\(error)"])
+                    throw error
+                }
+                try await Task.sleep(for: Backoff(initial: .milliseconds(100), maximum: .seconds(3)).delay(attempt: attempt))
+            }
+        }
+    }
+
+    /// Something SMTP can carry in `RCPT TO:<…>`: local@domain, no spaces, brackets or line breaks.
+    static func isAddress(_ s: String) -> Bool {
+        let parts = s.split(separator: "@", omittingEmptySubsequences: false)
+        return parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") && s.utf8.count <= 254
+            && !s.unicodeScalars.contains { $0.value <= 0x20 || "<>\"\\(),;:[]".unicodeScalars.contains($0) || $0.value == 0x7F }
+    }
+}
+
+do {
+    let settings = try ServiceSettings(name: "aira-email-worker", defaultPort: 8085,
+                                       consumerDefaults: ConsumerOptions(concurrency: 4, prefetch: 8))
+    let env = settings.environment
+    let (logger, registry) = ServiceHost.bootstrap(settings)
+    let tlsText = env.string("AIRA_SMTP_TLS", default: "starttls")
+    guard let tls = SMTPSettings.TLSMode(rawValue: tlsText) else {
+        throw ConfigurationError(key: "AIRA_SMTP_TLS", value: tlsText, expected: "off, starttls or required")
+    }
+    let smtp = try SMTPClient(settings: SMTPSettings(
+        host: env.string("AIRA_SMTP_HOST", default: "127.0.0.1"),
+        port: try env.int("AIRA_SMTP_PORT", default: 1025, range: 1...65_535),
+        tls: tls, verifyCertificate: try env.bool("AIRA_SMTP_TLS_VERIFY", default: true),
+        username: env.optionalString("AIRA_SMTP_USERNAME"), password: env.optionalString("AIRA_SMTP_PASSWORD"),
+        heloName: env.string("AIRA_SMTP_HELO", default: "aira.localhost"),
+        timeout: try env.duration("AIRA_SMTP_TIMEOUT", default: .seconds(30))))
+    let sender = env.string("AIRA_MAIL_FROM", default: "no-reply@aira.localhost")
+    let database = PostgresClient(configuration: settings.postgresConfiguration())
+    let handler = EmailHandler(smtp: smtp, database: database,
+                               templates: MailTemplates(productName: env.string("AIRA_PRODUCT_NAME", default: "Aira")),
+                               sender: sender, senderName: env.string("AIRA_MAIL_FROM_NAME", default: "Aira"),
+                               domain: String(sender.split(separator: "@").last ?? "aira.localhost"))
+    let spec = QueueSpec(name: EmailMessage.queue.name, bindings: EmailMessage.queue.bindings,
+                         retry: RetryPolicy(tiers: try env.durations("AIRA_RETRY_TIERS", default: EmailMessage.queue.retry.tiers),
+                                            maxAttempts: try env.int("AIRA_MAX_ATTEMPTS", default: EmailMessage.queue.retry.maxAttempts,
+                                                                     range: 1...100)))
+    let connection = try await ServiceHost.connectBroker(settings, logger: logger)
+    let publisher = try await MessagePublisher.open(on: connection)
+    let consumer = QueueConsumer(spec: spec, handler: handler, connection: connection, publisher: publisher,
+                                 options: settings.consumer, logger: logger)
+    try await ServiceHost.run(settings: settings, logger: logger, registry: registry, connection: connection,
+                              services: [consumer],
+                              readiness: [ReadinessCheck("broker") { connection.isConnected },
+                                          ReadinessCheck("postgres") { await database.ping() }])
+    await database.shutdown()
+} catch {
+    exitOnStartupFailure("aira-email-worker", error)
+}
