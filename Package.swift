@@ -104,6 +104,7 @@ let package = Package(
         .executableTarget(name: "aira-gateway", dependencies: [
             "AiraServiceKit", "AiraContracts", "AiraAccounts", "AiraTokens",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "_NIOFileSystem", package: "swift-nio"),
         ], path: "Services/AiraGateway", swiftSettings: swiftSettings),
 
         .executableTarget(name: "aira-gpt-proxy", dependencies: [

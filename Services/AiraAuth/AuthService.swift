@@ -86,6 +86,17 @@ struct AuthService: Sendable {
         }
         _ = try await self.redis.del(Self.verificationKey(request.token))
         await self.audit(AuditEvent(type: "email_verified", userId: id, ip: request.client.ip), context)
+        // The welcome mail, once per account: its message id is the email worker's idempotency key.
+        let email = account.email
+        context.afterReply {
+            do {
+                try await context.publisher.publish(EmailMessage(to: email, template: "welcome", parameters: ["email": email]),
+                                                    routingKey: EmailMessage.routingKey, messageID: "welcome-\(id.lowercasedString)",
+                                                    correlationID: context.correlationID, traceparent: context.traceparent)
+            } catch {
+                context.logger.error("welcome mail not queued", metadata: [LogKey.error: "\(error)"])
+            }
+        }
         return Self.view(account)
     }
 

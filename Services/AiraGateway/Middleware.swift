@@ -105,12 +105,17 @@ struct Authenticate: RouterMiddleware {
     typealias Context = GatewayContext
     let verifier: AccessTokenVerifier
     var admin = false
+    /// Anonymous requests pass (public reads); a token, when sent, must still be valid.
+    var optional = false
 
     private static let rejected = Counter(label: "aira_gateway_tokens_rejected_total")
 
     func handle(_ request: Request, context: GatewayContext,
                 next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization] else { throw APIError.unauthenticated("this endpoint needs an access token") }
+        guard let header = request.headers[.authorization] else {
+            if self.optional { return try await next(request, context) }
+            throw APIError.unauthenticated("this endpoint needs an access token")
+        }
         guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
             throw APIError.unauthenticated("expected 'Authorization: Bearer <access token>'")
         }

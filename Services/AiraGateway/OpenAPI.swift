@@ -96,6 +96,56 @@ enum OpenAPI {
               required: [sessionsEnded]
               properties:
                 sessionsEnded: {type: integer}
+            Playlist:
+              type: object
+              required: [id, ownerId, title, description, public, videoCount, createdAt, updatedAt]
+              properties:
+                id: {type: string, format: uuid}
+                ownerId: {type: string, format: uuid}
+                title: {type: string, maxLength: 200}
+                description: {type: string, maxLength: 5000}
+                public: {type: boolean}
+                videoCount: {type: integer}
+                createdAt: {type: string, format: date-time}
+                updatedAt: {type: string, format: date-time}
+            PlaylistBody:
+              type: object
+              properties:
+                title: {type: string, maxLength: 200, description: "required when creating"}
+                description: {type: string, maxLength: 5000}
+                public: {type: boolean, default: false}
+            Video:
+              type: object
+              required: [id, ownerId, title, mediaType, sizeBytes, status, plays, likes, createdAt]
+              properties:
+                id: {type: string, format: uuid}
+                ownerId: {type: string, format: uuid}
+                title: {type: string}
+                mediaType: {type: string, description: "sniffed from the content, e.g. video/mp4, image/png"}
+                sizeBytes: {type: integer}
+                status: {type: string, enum: [processing, ready, failed]}
+                failureReason: {type: string, description: "why the thumbnail could not be made (status failed)"}
+                thumbnailUrl: {type: string, description: "present once status is ready"}
+                plays: {type: integer}
+                likes: {type: integer}
+                createdAt: {type: string, format: date-time}
+            Page:
+              type: object
+              required: [items]
+              properties:
+                items: {type: array, items: {}}
+                nextCursor: {type: string, description: "pass as ?cursor= for the next page; absent on the last page"}
+            AuditEntry:
+              type: object
+              required: [id, type, at, attributes]
+              properties:
+                id: {type: string, description: "the event's message id"}
+                type: {type: string, example: login}
+                userId: {type: string, format: uuid}
+                actorId: {type: string, format: uuid}
+                at: {type: string, format: date-time}
+                ip: {type: string}
+                attributes: {type: object, additionalProperties: {type: string}}
           responses:
             Error:
               description: Error
@@ -333,6 +383,130 @@ enum OpenAPI {
                 "429": {$ref: "#/components/responses/Error"}
                 "503": {$ref: "#/components/responses/Error"}
                 "504": {$ref: "#/components/responses/Error"}
+          /api/playlists:
+            get:
+              summary: "Playlists, newest first: ?owner=me|<user id> (the owner sees private ones too), else every public playlist; ?limit=1–100, ?cursor="
+              responses:
+                "200": {description: "A page of Playlist", content: {application/json: {schema: {$ref: "#/components/schemas/Page"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+            post:
+              summary: Create a playlist (private unless public is true)
+              security: [{bearer: []}]
+              requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/PlaylistBody"}}}}
+              responses:
+                "201": {description: Created, content: {application/json: {schema: {$ref: "#/components/schemas/Playlist"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+          /api/playlists/{id}:
+            get:
+              summary: A playlist; a private one is 404 for everyone but its owner and admins
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: OK, content: {application/json: {schema: {$ref: "#/components/schemas/Playlist"}}}}
+                "404": {$ref: "#/components/responses/Error"}
+            patch:
+              summary: Change title, description or visibility (owner only)
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/PlaylistBody"}}}}
+              responses:
+                "200": {description: OK, content: {application/json: {schema: {$ref: "#/components/schemas/Playlist"}}}}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+            delete:
+              summary: Delete (owner or admin)
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "204": {description: Deleted}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/playlists/{id}/videos:
+            get:
+              summary: "The playlist's videos in order; ?limit=, ?cursor="
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: "A page of {position, addedAt, video}", content: {application/json: {schema: {$ref: "#/components/schemas/Page"}}}}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/playlists/{id}/videos/{videoId}:
+            put:
+              summary: Append a video (owner only; already there is no change)
+              security: [{bearer: []}]
+              parameters:
+                - {name: id, in: path, required: true, schema: {type: string, format: uuid}}
+                - {name: videoId, in: path, required: true, schema: {type: string, format: uuid}}
+              responses:
+                "204": {description: Added}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+            delete:
+              summary: Remove a video (owner only)
+              security: [{bearer: []}]
+              parameters:
+                - {name: id, in: path, required: true, schema: {type: string, format: uuid}}
+                - {name: videoId, in: path, required: true, schema: {type: string, format: uuid}}
+              responses:
+                "204": {description: Removed}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/videos:
+            post:
+              summary: "Upload a video or image as the raw request body (?title=); the type is sniffed from the content; a thumbnail is made in the background"
+              security: [{bearer: []}]
+              parameters: [{name: title, in: query, schema: {type: string, maxLength: 200}}]
+              requestBody: {required: true, content: {application/octet-stream: {schema: {type: string, format: binary}}}}
+              responses:
+                "201": {description: "Stored, status processing", content: {application/json: {schema: {$ref: "#/components/schemas/Video"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "413": {$ref: "#/components/responses/Error"}
+                "415": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/videos/{id}:
+            get:
+              summary: A video with its processing status and thumbnail URL
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: OK, content: {application/json: {schema: {$ref: "#/components/schemas/Video"}}}}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/videos/{id}/thumbnail:
+            get:
+              summary: The thumbnail (JPEG), once the video is ready
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: JPEG, content: {image/jpeg: {schema: {type: string, format: binary}}}}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/videos/{id}/play:
+            post:
+              summary: Count a play (token optional)
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: "{plays}"}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/videos/{id}/like:
+            put:
+              summary: Like (idempotent)
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: "{likes, liked}"}
+                "404": {$ref: "#/components/responses/Error"}
+            delete:
+              summary: Unlike (idempotent)
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: "{likes, liked}"}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/admin/audit:
+            get:
+              summary: "The audit log, newest first (admins): ?userId=, ?type=, ?from=, ?to= (ISO 8601), ?limit=, ?cursor="
+              security: [{bearer: []}]
+              responses:
+                "200": {description: "A page of AuditEntry", content: {application/json: {schema: {$ref: "#/components/schemas/Page"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
           /openapi.yaml:
             get:
               summary: This document

@@ -46,6 +46,15 @@ do {
                           credentialsTimeout: try env.duration("AIRA_AUTH_CREDENTIALS_TIMEOUT", default: .seconds(10)),
                           sessionsTimeout: try env.duration("AIRA_AUTH_SESSIONS_TIMEOUT", default: .seconds(5)))
     let gpt = GPTRoutes(calls: calls, bodyLimit: bodyLimit, timeout: try env.duration("AIRA_GPT_TIMEOUT", default: .seconds(60)))
+    let publisher = try await MessagePublisher.open(on: connection)
+    // What the gateway publishes waits in its consumers' queues even before they first start.
+    try await AuditEvent.queue.declare(on: publisher.channel)
+    try await ThumbnailJob.queue.declare(on: publisher.channel)
+    let content = ContentContext(database: database, publisher: publisher)
+    let playlists = PlaylistRoutes(content: content, bodyLimit: bodyLimit)
+    let videos = VideoRoutes(content: content, mediaRoot: env.string("AIRA_MEDIA_DIR", default: ".data/media"),
+                             maxUploadBytes: try env.int("AIRA_MAX_UPLOAD_BYTES", default: 100 << 20, range: 1024...(16 << 30)))
+    let audit = AuditRoutes(content: content)
     let limiter = RateLimiter(redis: redis, logger: logger)
     let shutdown = ShutdownFlag()
 
@@ -79,6 +88,30 @@ do {
         .add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.admin))
         .post("/users/:id/suspend", use: auth.setSuspended(true))
         .post("/users/:id/unsuspend", use: auth.setSuspended(false))
+
+    // Content: public reads take an optional token; changes need one.
+    let anyone = Authenticate(verifier: verifier, optional: true)
+    api.group("/playlists").add(middleware: anyone).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("", use: playlists.list)
+        .get("/:id", use: playlists.get)
+        .get("/:id/videos", use: playlists.videos)
+    api.group("/playlists").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.write))
+        .post("", use: playlists.create)
+        .patch("/:id", use: playlists.update)
+        .delete("/:id", use: playlists.delete)
+        .put("/:id/videos/:videoId", use: playlists.addVideo)
+        .delete("/:id/videos/:videoId", use: playlists.removeVideo)
+    api.group("/videos").add(middleware: anyone).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("/:id", use: videos.get)
+        .get("/:id/thumbnail", use: videos.thumbnail)
+        .post("/:id/play", use: videos.play)
+    api.group("/videos").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.write))
+        .post("", use: videos.upload)
+        .put("/:id/like", use: videos.like(true))
+        .delete("/:id/like", use: videos.like(false))
+    api.group("/admin").add(middleware: Authenticate(verifier: verifier, admin: true))
+        .add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.admin))
+        .get("/audit", use: audit.list)
 
     api.group("/gpt").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.gpt))
         .post("/qna", use: gpt.qna)

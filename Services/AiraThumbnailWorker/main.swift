@@ -48,8 +48,9 @@ struct ThumbnailHandler: MessageHandler {
         defer { try? FileManager.default.removeItem(atPath: temporary) }
 
         switch try await self.ffmpeg.thumbnail(input: source, output: temporary) {
-        case .failed(let reason):
+        case .failed(let ffmpegReason):
             Self.failed.increment()
+            let reason = ffmpegReason.replacingOccurrences(of: source, with: job.sourcePath)
             try await self.database.query("""
                 UPDATE videos SET status = 'failed', failure_reason = \(reason), updated_at = now() WHERE id = \(job.videoId)
                 """)

@@ -11,6 +11,7 @@ public protocol MessageContract: Codable, Sendable {
 public enum MessageCoding {
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var c = encoder.singleValueContainer()
             try c.encode(iso8601(date))

@@ -20,6 +20,8 @@ final class ServiceStack: @unchecked Sendable {
     /// Each proxy's /metrics port.
     private(set) var proxyPorts: [Int] = []
     private(set) var mock: (process: WorkerProcess, port: Int)?
+    /// Other executables the test started (workers), with their /metrics port.
+    private(set) var workers: [(process: WorkerProcess, port: Int)] = []
     /// Each stack has its own answer-cache version, so cached answers of other tests never match.
     let cacheVersion = "test-\(UUID().uuidString.prefix(8).lowercased())"
     /// A client address of this test's own (the gateways trust X-Forwarded-For), so rate limits
@@ -109,7 +111,12 @@ final class ServiceStack: @unchecked Sendable {
 
     /// A counter from a proxy's /metrics (0 when absent), e.g. `aira_messages_received_total{queue="gpt.ask"}`.
     func proxyCounter(_ i: Int, _ series: String) async throws -> Double {
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(self.proxyPorts[i])/metrics"),
+        try await metric(port: self.proxyPorts[i], series)
+    }
+
+    /// A series' value from the /metrics of the process on `port` (0 when absent).
+    func metric(port: Int, _ series: String) async throws -> Double {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"),
                                                            timeout: .seconds(5))
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
         let line = text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
@@ -152,8 +159,18 @@ final class ServiceStack: @unchecked Sendable {
         for p in self.auth { _ = await p.waitForExit(timeout: .seconds(15)) }
     }
 
+    /// Starts `executable` with the stack's environment plus `environment`; stopped with the stack.
+    @discardableResult
+    func startWorker(_ executable: String, name: String, environment: [String: String] = [:]) throws -> (process: WorkerProcess, port: Int) {
+        let port = try freePort()
+        let env = self.environment.merging(environment) { $1 }.merging(["AIRA_HTTP_PORT": "\(port)"]) { $1 }
+        let worker = (try WorkerProcess(executable: executable, name: name, environment: env), port)
+        self.workers.append(worker)
+        return worker
+    }
+
     func stop() async {
-        let all = self.auth + self.gateways.map(\.process) + self.proxies + (self.mock.map { [$0.process] } ?? [])
+        let all = self.auth + self.gateways.map(\.process) + self.proxies + (self.mock.map { [$0.process] } ?? []) + self.workers.map(\.process)
         for p in all where p.isRunning { p.terminate() }
         for p in all {
             if await p.waitForExit(timeout: .seconds(15)) == nil { p.kill9() }

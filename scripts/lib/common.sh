@@ -24,6 +24,8 @@ aira_export_env() {
   export AIRA_DATABASE_URL="${AIRA_DATABASE_URL:-postgres://aira:aira@127.0.0.1:$AIRA_PG_PORT/aira}"
   export AIRA_RABBITMQCTL="$AIRA_ROOT/scripts/rabbitmqctl"
   export AIRA_RABBITMQ_MANAGEMENT_URL="${AIRA_RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:$AIRA_AMQP_MGMT_PORT}"
+  # Uploads and thumbnails, shared by aira-gateway and aira-thumbnail-worker.
+  export AIRA_MEDIA_DIR="${AIRA_MEDIA_DIR:-$AIRA_DATA/media}"
 }
 
 # --- installation -----------------------------------------------------------------
@@ -158,12 +160,16 @@ servers_stop() { rabbit_stop; redis_stop; pg_stop; }
 
 # The official `openai` Python package, in a virtualenv under .data/ (the GPT tests use it as
 # a client against the gateway). Exports AIRA_OPENAI_PYTHON.
-openai_python() {
+# The Python tools (in .data/venv): the official `openai` package (a client in the GPT tests)
+# and `aiosmtpd` (the development SMTP server, scripts/lib/smtp_server.py).
+python_tools() {
   local venv="$AIRA_DATA/venv"
-  if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
-    log "installing the openai Python package into $venv"
+  if ! "$venv/bin/python" -c "import openai, aiosmtpd" 2>/dev/null; then
+    log "installing the openai and aiosmtpd Python packages into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "openai>=1.40,<3"
+    "$venv/bin/pip" install -q --disable-pip-version-check "openai>=1.40,<3" "aiosmtpd>=1.4,<2"
   fi
   export AIRA_OPENAI_PYTHON="$venv/bin/python"
+  export AIRA_PYTHON="$venv/bin/python"
+  export AIRA_SMTP_SERVER_SCRIPT="$AIRA_ROOT/scripts/lib/smtp_server.py"
 }

@@ -1,0 +1,111 @@
+import AiraContracts
+import AiraMessaging
+import AiraPostgres
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+
+/// What the content routes share: the database, the publisher for audit events and jobs, and
+/// the small rules every content route follows (ids in paths, paging, who may write).
+struct ContentContext: Sendable {
+    let database: PostgresClient
+    let publisher: MessagePublisher
+    private static let auditFailures = Counter(label: "aira_gateway_audit_publish_failures_total")
+
+    /// Runs a statement; a database that cannot be reached is a 503, never a 500.
+    @discardableResult
+    func query(_ query: PostgresQuery, _ context: GatewayContext) async throws -> PostgresResult {
+        do {
+            return try await self.database.query(query)
+        } catch let error as PostgresError where error.sqlState == nil || error.isRetriable {
+            context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
+            throw APIError.unavailable("the content database is not reachable, try again", retryAfter: 2)
+        }
+    }
+
+    /// The caller as a user who may change content: authenticated and not suspended.
+    func activeUser(_ context: GatewayContext) throws -> (id: UUID, admin: Bool) {
+        let claims = try context.user()
+        return (try AuthRoutes.userID(claims.sub.value), claims.role == "ADMIN")
+    }
+
+    func requireNotSuspended(_ user: UUID, _ context: GatewayContext) async throws {
+        let row = try await self.query("SELECT suspended_at IS NOT NULL AS suspended FROM users WHERE id = \(user)", context).first
+        guard let row, !(try row.decode("suspended", as: Bool.self)) else {
+            throw APIError(status: .forbidden, code: AuthError.accountSuspended, message: "this account is suspended or gone")
+        }
+    }
+
+    /// Publishes an audit event for something that has already happened. The change is committed,
+    /// so a broker problem does not fail the request: it is logged and counted
+    /// (`aira_gateway_audit_publish_failures_total`).
+    func audit(_ type: String, user: UUID?, _ context: GatewayContext, _ attributes: [String: String]) async {
+        let event = AuditEvent(type: type, userId: user, ip: context.clientIP, attributes: attributes)
+        do {
+            try await self.publisher.publish(event, routingKey: event.routingKey, correlationID: context.requestID,
+                                             traceparent: context.traceparent)
+        } catch {
+            Self.auditFailures.increment()
+            context.logger.error("audit event not published", metadata: ["type": "\(type)", "error": "\(error)"])
+        }
+    }
+
+    /// The UUID in path parameter `name`; anything else names nothing, so 404.
+    static func pathID(_ context: GatewayContext, _ name: String = "id", what: String) throws -> UUID {
+        guard let raw = context.parameters.get(name), let id = UUID(uuidString: raw) else { throw APIError.notFound(what) }
+        return id
+    }
+}
+
+extension APIError {
+    static func notFound(_ what: String) -> APIError { APIError(status: .notFound, code: "not_found", message: "\(what) not found") }
+}
+
+/// Keyset paging: `?limit=` (1–100, default 20) and an opaque `?cursor=` naming the last row
+/// seen (its sort key), so pages stay stable while rows are added.
+struct Page: Sendable {
+    var limit: Int
+    /// The sort key parts of the last row of the previous page.
+    var after: [String]?
+
+    init(_ request: Request, parts: Int) throws {
+        let query = request.uri.queryParameters
+        if let raw = query.get("limit") {
+            guard let n = Int(raw), (1...100).contains(n) else { throw APIError.badRequest("invalid_request", "'limit' must be 1–100") }
+            self.limit = n
+        } else {
+            self.limit = 20
+        }
+        if let raw = query.get("cursor") {
+            guard let decoded = Self.decode(raw), decoded.count == parts else {
+                throw APIError.badRequest("invalid_cursor", "'cursor' is not one this API gave out")
+            }
+            self.after = decoded
+        }
+    }
+
+    static func encode(_ parts: [String]) -> String {
+        Data(parts.joined(separator: "\n").utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ cursor: String) -> [String]? {
+        var b = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b.count % 4 != 0 { b += "=" }
+        guard b.count <= 1024, let data = Data(base64Encoded: b) else { return nil }
+        return String(data: data, encoding: .utf8)?.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    /// The rows of this page (the query fetched `limit + 1`) and the cursor of the next, if any.
+    func slice<Row>(_ rows: [Row], key: (Row) -> [String]) -> (rows: [Row], next: String?) {
+        guard rows.count > self.limit else { return (rows, nil) }
+        let page = Array(rows.prefix(self.limit))
+        return (page, page.last.map { Self.encode(key($0)) })
+    }
+}
+
+struct PageBody<Item: Encodable & Sendable>: Encodable, Sendable {
+    var items: [Item]
+    var nextCursor: String?
+}
