@@ -79,6 +79,13 @@ let package = Package(
         // Message contracts between services: auth and GPT RPC, audit events, mail.
         .target(name: "AiraContracts", dependencies: ["AiraMessaging", "AiraLLM"],
                 path: "Shared/AiraContracts", swiftSettings: swiftSettings),
+        // Mail: an SMTP client on SwiftNIO (STARTTLS, AUTH), MIME composition and the mail templates.
+        .target(name: "AiraMail", dependencies: [
+            "AiraCore", "AiraMessaging", "AiraContracts",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], path: "Shared/AiraMail", swiftSettings: swiftSettings),
         // What every executable shares: configuration, logging, /metrics and /health, lifecycle.
         .target(name: "AiraServiceKit", dependencies: [
             "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging",
@@ -119,12 +126,8 @@ let package = Package(
 
         .executableTarget(name: "aira-audit-writer", dependencies: ["AiraServiceKit", "AiraContracts"],
                           path: "Services/AiraAuditWriter", swiftSettings: swiftSettings),
-        .executableTarget(name: "aira-email-worker", dependencies: [
-            "AiraServiceKit", "AiraContracts",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-        ], path: "Services/AiraEmailWorker", swiftSettings: swiftSettings),
+        .executableTarget(name: "aira-email-worker", dependencies: ["AiraServiceKit", "AiraContracts", "AiraMail"],
+                          path: "Services/AiraEmailWorker", swiftSettings: swiftSettings),
         .executableTarget(name: "aira-thumbnail-worker", dependencies: ["AiraServiceKit", "AiraContracts"],
                           path: "Services/AiraThumbnailWorker", swiftSettings: swiftSettings),
 
@@ -141,8 +144,9 @@ let package = Package(
         ], path: "Tests/Benchmarks/AiraBenchAuth", swiftSettings: swiftSettings),
 
         .testTarget(name: "AiraUnitTests", dependencies: [
-            "AiraMessaging", "AiraLLM", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens",
+            "AiraMessaging", "AiraLLM", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraMail",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
         ],

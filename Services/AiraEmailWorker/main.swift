@@ -1,6 +1,7 @@
 // aira-email-worker: consumes `email.send`, renders the template and delivers it over SMTP, never
 // twice for one message. See docs/workers.md.
 import AiraContracts
+import AiraMail
 import AiraCore
 import AiraMessaging
 import AiraPostgres

@@ -8,7 +8,12 @@ Recipients can ask for failures, so retries can be tested against a real server:
                      later ones are accepted (a transient failure, then delivery)
   local+550@domain   RCPT is refused with "550 5.1.1 mailbox unavailable", always
 
+With --tls-cert/--tls-key the server offers STARTTLS and requires it; with --user/--password
+it also requires AUTH (PLAIN or LOGIN, only after STARTTLS). Each .json records whether the
+session was encrypted ("tls") and who authenticated ("authenticatedAs").
+
 usage: smtp_server.py --port 1025 --dir .data/mail [--host 127.0.0.1]
+                      [--tls-cert cert.pem --tls-key key.pem] [--user U --password P]
 """
 import argparse
 import asyncio
@@ -18,9 +23,11 @@ import itertools
 import json
 import os
 import signal
+import ssl
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Store:
@@ -69,6 +76,8 @@ class Handler:
             "date": str(message.get("Date", "")),
             "text": parts.get("text/plain", ""),
             "html": parts.get("text/html", ""),
+            "tls": session.ssl is not None,
+            "authenticatedAs": session.auth_data.decode() if isinstance(session.auth_data, bytes) else session.auth_data,
         }
         base = os.path.join(self.store.directory, "%06d" % n)
         with open(base + ".eml.tmp", "wb") as f:
@@ -85,16 +94,36 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--dir", required=True)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--user")
+    parser.add_argument("--password")
     args = parser.parse_args()
+    options = {}
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        options.update(tls_context=context, require_starttls=True)
+    if args.user:
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == args.user and auth_data.password.decode() == args.password
+            return AuthResult(success=ok, auth_data=args.user if ok else None)
+        options.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(args.tls_cert))
+    else:
+        options.update(auth_require_tls=False)
     controller = Controller(Handler(Store(args.dir)), hostname=args.host, port=args.port,
-                            server_hostname="aira-dev-smtp", decode_data=False)
+                            server_hostname="aira-dev-smtp", decode_data=False, **options)
     controller.start()
     print("smtp server on %s:%d, mail in %s" % (args.host, args.port, args.dir), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    controller.stop()
+    while not stop.wait(0.5):
+        pass
+    try:
+        controller.stop()
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":

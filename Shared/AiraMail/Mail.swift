@@ -4,26 +4,34 @@ import AiraMessaging
 import Foundation
 
 /// A mail ready to send: subject and both bodies, rendered from a template.
-struct RenderedMail: Sendable {
-    var subject: String
-    var text: String
-    var html: String
+public struct RenderedMail: Sendable {
+    public var subject: String
+    public var text: String
+    public var html: String
+
+    public init(subject: String, text: String, html: String) {
+        self.subject = subject
+        self.text = text
+        self.html = html
+    }
 }
 
 /// The mail templates. `{{name}}` is replaced by the parameter (HTML-escaped in the HTML body);
 /// a template used without one of its parameters is a permanent error (the message is wrong,
 /// retrying cannot fix it).
-struct MailTemplates: Sendable {
-    struct Template: Sendable {
+public struct MailTemplates: Sendable {
+    public struct Template: Sendable {
         var subject: String
         var text: String
         var html: String
         var required: [String]
     }
 
-    var productName: String
+    public var productName: String
 
-    var templates: [String: Template] {
+    public init(productName: String) { self.productName = productName }
+
+    public var templates: [String: Template] {
         [
             "verification": Template(
                 subject: "Confirm your email address for {{product}}",
@@ -63,7 +71,7 @@ struct MailTemplates: Sendable {
         ]
     }
 
-    func render(_ message: EmailMessage) throws -> RenderedMail {
+    public func render(_ message: EmailMessage) throws -> RenderedMail {
         guard let template = self.templates[message.template] else {
             throw PermanentError(code: "unknown_template",
                                  "no mail template '\(message.template)' (known: \(self.templates.keys.sorted().joined(separator: ", ")))")
@@ -79,7 +87,7 @@ struct MailTemplates: Sendable {
                             html: Self.fill(template.html, values, escape: Self.escapeHTML))
     }
 
-    static func fill(_ template: String, _ values: [String: String], escape: (String) -> String) -> String {
+    public static func fill(_ template: String, _ values: [String: String], escape: (String) -> String) -> String {
         var out = ""
         var rest = Substring(template)
         while let open = rest.range(of: "{{") {
@@ -92,7 +100,7 @@ struct MailTemplates: Sendable {
         return out + rest
     }
 
-    static func escapeHTML(_ s: String) -> String {
+    public static func escapeHTML(_ s: String) -> String {
         var out = ""
         for c in s {
             switch c {
@@ -111,8 +119,8 @@ struct MailTemplates: Sendable {
 /// Builds the RFC 5322 / MIME message: UTF-8 subject as an encoded word (RFC 2047), a
 /// multipart/alternative body with text and HTML parts in base64 (7-bit clean, lines ≤ 76), and a
 /// Message-ID derived from the queue message id, so a receiver can tell a duplicate.
-enum MIMEComposer {
-    static func compose(from: String, fromName: String, to: String, mail: RenderedMail, messageID: String, domain: String,
+public enum MIMEComposer {
+    public static func compose(from: String, fromName: String, to: String, mail: RenderedMail, messageID: String, domain: String,
                         date: Date = Date()) -> [UInt8] {
         let boundary = "aira-\(messageID.filter { $0.isLetter || $0.isNumber })"
         var lines = [
@@ -134,25 +142,23 @@ enum MIMEComposer {
     }
 
     /// ASCII text as is; anything else as `=?UTF-8?B?…?=` words short enough for one header line each.
-    static func encodedWord(_ text: String) -> String {
-        guard !text.unicodeScalars.allSatisfy({ $0.isASCII && $0.value >= 0x20 && $0 != "=" && $0 != "?" }) else {
-            var words: [String] = []
-            var chunk = ""
-            for c in text {
-                // 45 bytes of UTF-8 encode to 60 base64 characters: the word stays under 76.
-                if (chunk + String(c)).utf8.count > 45 {
-                    words.append(chunk)
-                    chunk = ""
-                }
-                chunk.append(c)
+    public static func encodedWord(_ text: String) -> String {
+        if text.unicodeScalars.allSatisfy({ $0.isASCII && $0.value >= 0x20 && $0 != "=" && $0 != "?" }) { return text }
+        var words: [String] = []
+        var chunk = ""
+        for c in text {
+            // 45 bytes of UTF-8 encode to 60 base64 characters: the word stays under 76.
+            if (chunk + String(c)).utf8.count > 45 {
+                words.append(chunk)
+                chunk = ""
             }
-            if !chunk.isEmpty { words.append(chunk) }
-            return words.map { "=?UTF-8?B?\(Data($0.utf8).base64EncodedString())?=" }.joined(separator: "\r\n ")
+            chunk.append(c)
         }
-        return text
+        if !chunk.isEmpty { words.append(chunk) }
+        return words.map { "=?UTF-8?B?\(Data($0.utf8).base64EncodedString())?=" }.joined(separator: "\r\n ")
     }
 
-    static func base64Lines(_ bytes: [UInt8]) -> [String] {
+    public static func base64Lines(_ bytes: [UInt8]) -> [String] {
         let encoded = Data(bytes).base64EncodedString()
         var out: [String] = []
         var index = encoded.startIndex
@@ -165,7 +171,7 @@ enum MIMEComposer {
     }
 
     /// `Sat, 21 Nov 2026 18:05:41 +0000`.
-    static func rfc5322Date(_ date: Date) -> String {
+    public static func rfc5322Date(_ date: Date) -> String {
         let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400

@@ -5,22 +5,26 @@ import NIOPosix
 import NIOSSL
 
 /// One SMTP reply: a three-digit code and its text lines.
-struct SMTPReply: Sendable, CustomStringConvertible {
-    var code: Int
-    var lines: [String]
-    var description: String { "\(self.code) \(self.lines.joined(separator: " / "))" }
+public struct SMTPReply: Sendable, CustomStringConvertible {
+    public var code: Int
+    public var lines: [String]
+    public init(code: Int, lines: [String]) {
+        self.code = code
+        self.lines = lines
+    }
+    public var description: String { "\(self.code) \(self.lines.joined(separator: " / "))" }
 }
 
 /// What can go wrong talking to the SMTP server. 4xx replies, refused or broken connections and
 /// timeouts are worth retrying; a 5xx reply is the server's final word.
-enum SMTPError: ClassifiedError, CustomStringConvertible {
+public enum SMTPError: ClassifiedError, CustomStringConvertible {
     case rejected(stage: String, reply: SMTPReply)
     case connection(String)
     case timeout(stage: String)
     case protocolViolation(String)
     case tlsRequired
 
-    var isTransient: Bool {
+    public var isTransient: Bool {
         switch self {
         case .rejected(_, let reply): reply.code < 500
         case .connection, .timeout, .protocolViolation: true
@@ -28,7 +32,7 @@ enum SMTPError: ClassifiedError, CustomStringConvertible {
         }
     }
 
-    var code: String {
+    public var code: String {
         switch self {
         case .rejected(_, let reply): "smtp_\(reply.code)"
         case .connection: "smtp_connection"
@@ -38,7 +42,7 @@ enum SMTPError: ClassifiedError, CustomStringConvertible {
         }
     }
 
-    var description: String {
+    public var description: String {
         switch self {
         case .rejected(let stage, let reply): "SMTP server refused \(stage): \(reply)"
         case .connection(let why): "cannot reach the SMTP server: \(why)"
@@ -50,28 +54,40 @@ enum SMTPError: ClassifiedError, CustomStringConvertible {
 }
 
 /// How to reach the SMTP server.
-struct SMTPSettings: Sendable {
-    enum TLSMode: String, Sendable { case off, starttls, required }
-    var host: String
-    var port: Int
-    var tls: TLSMode
+public struct SMTPSettings: Sendable {
+    public enum TLSMode: String, Sendable { case off, starttls, required }
+    public var host: String
+    public var port: Int
+    public var tls: TLSMode
     /// Check the server's certificate (off only for a development server with a self-signed one).
-    var verifyCertificate: Bool
-    var username: String?
-    var password: String?
+    public var verifyCertificate: Bool
+    public var username: String?
+    public var password: String?
     /// The name this client gives in EHLO.
-    var heloName: String
-    var timeout: Duration
+    public var heloName: String
+    public var timeout: Duration
+
+    public init(host: String, port: Int, tls: TLSMode, verifyCertificate: Bool, username: String?, password: String?,
+                heloName: String, timeout: Duration) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.verifyCertificate = verifyCertificate
+        self.username = username
+        self.password = password
+        self.heloName = heloName
+        self.timeout = timeout
+    }
 }
 
 /// A small SMTP client (RFC 5321) on SwiftNIO: EHLO, STARTTLS when offered, AUTH PLAIN/LOGIN when
 /// configured, MAIL/RCPT/DATA with dot-stuffing, QUIT. One connection per message: mail volume
 /// is low and every message gets a clean session.
-struct SMTPClient: Sendable {
-    let settings: SMTPSettings
+public struct SMTPClient: Sendable {
+    public let settings: SMTPSettings
     private let sslContext: NIOSSLContext?
 
-    init(settings: SMTPSettings) throws {
+    public init(settings: SMTPSettings) throws {
         self.settings = settings
         if settings.tls == .off {
             self.sslContext = nil
@@ -84,7 +100,7 @@ struct SMTPClient: Sendable {
 
     /// Delivers `data` (a complete RFC 5322 message) from `sender` to `recipient`; returns the
     /// server's reply to the end of DATA (it names the queued message).
-    func send(from sender: String, to recipient: String, data: [UInt8]) async throws -> SMTPReply {
+    public func send(from sender: String, to recipient: String, data: [UInt8]) async throws -> SMTPReply {
         let session = try await SMTPSession.connect(host: self.settings.host, port: self.settings.port, timeout: self.settings.timeout)
         do {
             let reply = try await self.deliver(session, from: sender, to: recipient, data: data)
@@ -139,18 +155,18 @@ struct SMTPClient: Sendable {
     }
 
     @discardableResult
-    static func expect(_ reply: SMTPReply, _ code: Int, _ stage: String) throws -> SMTPReply {
+    public static func expect(_ reply: SMTPReply, _ code: Int, _ stage: String) throws -> SMTPReply {
         guard reply.code == code else { throw SMTPError.rejected(stage: stage, reply: reply) }
         return reply
     }
 
-    static func offers(_ ehlo: SMTPReply, _ keyword: String) -> Bool {
+    public static func offers(_ ehlo: SMTPReply, _ keyword: String) -> Bool {
         ehlo.lines.dropFirst().contains { $0.uppercased() == keyword || $0.uppercased().hasPrefix(keyword + " ") }
     }
 
     /// The DATA payload: line endings made CRLF, a `.` doubled at the start of every line
     /// (RFC 5321 4.5.2), and the terminating `CRLF.CRLF`.
-    static func dotStuffed(_ data: [UInt8]) -> [UInt8] {
+    public static func dotStuffed(_ data: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(data.count + data.count / 64 + 8)
         var atLineStart = true
@@ -179,7 +195,7 @@ final class SMTPSession: Sendable {
         self.timeout = timeout
     }
 
-    static func connect(host: String, port: Int, timeout: Duration) async throws -> SMTPSession {
+    public static func connect(host: String, port: Int, timeout: Duration) async throws -> SMTPSession {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(timeout.milliseconds))
             .channelInitializer { channel in
@@ -195,12 +211,12 @@ final class SMTPSession: Sendable {
     }
 
     /// Sends `line` (nil: just wait, for the greeting) and returns the reply.
-    func command(_ line: String?, stage: String, redacted: Bool = false) async throws -> SMTPReply {
+    public func command(_ line: String?, stage: String, redacted: Bool = false) async throws -> SMTPReply {
         try await self.exchange(line.map { Array(($0 + "\r\n").utf8) }, stage: stage)
     }
 
     /// Sends raw bytes (the DATA payload) and returns the reply.
-    func raw(_ bytes: [UInt8], stage: String) async throws -> SMTPReply {
+    public func raw(_ bytes: [UInt8], stage: String) async throws -> SMTPReply {
         try await self.exchange(bytes, stage: stage)
     }
 
@@ -220,7 +236,7 @@ final class SMTPSession: Sendable {
     }
 
     /// Puts TLS under the connection (after the server's 220 to STARTTLS).
-    func startTLS(context: NIOSSLContext, serverHostname: String) async throws {
+    public func startTLS(context: NIOSSLContext, serverHostname: String) async throws {
         let channel = self.channel
         let isIP = serverHostname.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
         try await channel.eventLoop.submit {
@@ -229,23 +245,26 @@ final class SMTPSession: Sendable {
         }.get()
     }
 
-    func close() { self.channel.close(promise: nil) }
+    public func close() { self.channel.close(promise: nil) }
 }
 
 /// Assembles reply lines (`250-…` continues, `250 …` ends) into replies.
-struct SMTPReplyDecoder: ByteToMessageDecoder {
-    typealias InboundOut = SMTPReply
+public struct SMTPReplyDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = SMTPReply
     private var lines: [String] = []
     private var code = 0
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public init() {}
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
             if buffer.readableBytes > 8192 { throw SMTPError.protocolViolation("reply line longer than 8 KiB") }
             return .needMoreData
         }
-        var line = buffer.readString(length: newline - buffer.readerIndex + 1) ?? ""
-        while line.last == "\n" || line.last == "\r" { line.removeLast() }
-        let utf8 = Array(line.utf8)
+        var utf8 = buffer.readBytes(length: newline - buffer.readerIndex + 1) ?? []
+        // Byte-wise: in a Swift String "\r\n" is one Character, equal to neither "\r" nor "\n".
+        while let last = utf8.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { utf8.removeLast() }
+        let line = String(decoding: utf8, as: UTF8.self)
         guard utf8.count >= 3, let code = Int(String(decoding: utf8[0..<3], as: UTF8.self)) else {
             throw SMTPError.protocolViolation("malformed reply line '\(line.prefix(80))'")
         }
@@ -265,7 +284,7 @@ final class SMTPReplyHandler: ChannelInboundHandler {
     private var unclaimed: [SMTPReply] = []
     private var failure: SMTPError?
 
-    func expect(_ promise: EventLoopPromise<SMTPReply>, timeout: TimeAmount, stage: String, channel: any Channel) {
+    public func expect(_ promise: EventLoopPromise<SMTPReply>, timeout: TimeAmount, stage: String, channel: any Channel) {
         if let failure { return promise.fail(failure) }
         if !self.unclaimed.isEmpty { return promise.succeed(self.unclaimed.removeFirst()) }
         let timer = channel.eventLoop.scheduleTask(in: timeout) { [weak self] in
@@ -275,7 +294,7 @@ final class SMTPReplyHandler: ChannelInboundHandler {
         self.waiting.append((promise, timer))
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let reply = self.unwrapInboundIn(data)
         guard !self.waiting.isEmpty else { return self.unclaimed.append(reply) }
         let next = self.waiting.removeFirst()
@@ -283,12 +302,12 @@ final class SMTPReplyHandler: ChannelInboundHandler {
         next.promise.succeed(reply)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         self.failAll(.connection("the server closed the connection"))
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.failAll(error as? SMTPError ?? .connection("\(error)"))
         context.close(promise: nil)
     }
