@@ -61,3 +61,4 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, timeout: Duration = .seconds(10
         return first
     }
 }
+
