@@ -143,6 +143,10 @@ let package = Package(
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
         ], path: "Tests/Benchmarks/AiraBenchAuth", swiftSettings: swiftSettings),
 
+        // scripts/bench-audit: audit events published → stored, end to end.
+        .executableTarget(name: "aira-bench-audit", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging"],
+                          path: "Tests/Benchmarks/AiraBenchAudit", swiftSettings: swiftSettings),
+
         .testTarget(name: "AiraUnitTests", dependencies: [
             "AiraMessaging", "AiraLLM", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraMail",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
