@@ -31,7 +31,7 @@ struct AuditRow: Sendable {
         guard !attributes.isEmpty else { return "{}" }
         var cleaned: [String: String] = [:]
         for (k, v) in attributes { cleaned[Self.clean(k)] = Self.clean(v) }
-        return (try? MessageCoding.encode(cleaned)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return FlatJSON.encode(cleaned)
     }
 }
 
@@ -46,6 +46,8 @@ final class AuditBatcher: Service, Sendable {
     struct Options: Sendable {
         var maxBatch: Int
         var maxDelay: Duration
+        /// Batches written at once (each on its own database connection).
+        var parallelWrites: Int
     }
 
     private struct Pending {
@@ -56,7 +58,8 @@ final class AuditBatcher: Service, Sendable {
     private struct State {
         var pending: [Pending] = []
         var firstAt: ContinuousClock.Instant?
-        var waiter: CheckedContinuation<Void, Never>?
+        /// Write loops waiting for rows.
+        var waiters: [CheckedContinuation<Void, Never>] = []
         var closed = false
     }
 
@@ -80,33 +83,41 @@ final class AuditBatcher: Service, Sendable {
     /// refused, or the writer is shutting down).
     func store(_ row: AuditRow) async throws {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            let (closed, wake) = self.state.withLock { s -> (Bool, CheckedContinuation<Void, Never>?) in
-                if s.closed { return (true, nil) }
+            let (closed, wake) = self.state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
+                if s.closed { return (true, []) }
                 if s.pending.isEmpty { s.firstAt = .now }
                 s.pending.append(Pending(row: row, done: done))
-                guard s.pending.count == 1 || s.pending.count >= self.options.maxBatch else { return (false, nil) }
-                defer { s.waiter = nil }
-                return (false, s.waiter)
+                guard s.pending.count == 1 || s.pending.count >= self.options.maxBatch else { return (false, []) }
+                defer { s.waiters.removeAll() }
+                return (false, s.waiters)
             }
             if closed {
                 done.resume(throwing: TransientError(code: "shutting_down", "the audit writer is shutting down"))
             }
-            wake?.resume()
+            for w in wake { w.resume() }
         }
     }
 
     func run() async throws {
         await withGracefulShutdownHandler {
-            while let batch = await self.nextBatch() {
-                await self.write(batch)
+            // Several batches in flight: one fills while others are being written, so the
+            // database's commit latency does not stall the inflow.
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<self.options.parallelWrites {
+                    group.addTask {
+                        while let batch = await self.nextBatch() {
+                            await self.write(batch)
+                        }
+                    }
+                }
             }
         } onGracefulShutdown: {
-            let wake = self.state.withLock { s -> CheckedContinuation<Void, Never>? in
+            let wake = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
                 s.closed = true
-                defer { s.waiter = nil }
-                return s.waiter
+                defer { s.waiters.removeAll() }
+                return s.waiters
             }
-            wake?.resume()
+            for w in wake { w.resume() }
         }
         // Whatever arrived after the last batch: handed back (the runtime retries it).
         let left = self.state.withLock { s in defer { s.pending.removeAll() }; return s.pending }
@@ -146,7 +157,7 @@ final class AuditBatcher: Service, Sendable {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let ready = self.state.withLock { s -> Bool in
                     if !s.pending.isEmpty || s.closed { return true }
-                    s.waiter = c
+                    s.waiters.append(c)
                     return false
                 }
                 if ready { c.resume() }

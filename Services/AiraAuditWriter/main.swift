@@ -26,11 +26,12 @@ struct AuditHandler: MessageHandler {
 do {
     // Many handlers in flight, each waiting for its batch: concurrency is the batch pipeline's depth.
     let settings = try ServiceSettings(name: "aira-audit-writer", defaultPort: 8083,
-                                       consumerDefaults: ConsumerOptions(concurrency: 2000, prefetch: 2000))
+                                       consumerDefaults: ConsumerOptions(concurrency: 4000, prefetch: 4000))
     let env = settings.environment
     let (logger, registry) = ServiceHost.bootstrap(settings)
     let options = AuditBatcher.Options(maxBatch: try env.int("AIRA_AUDIT_BATCH_SIZE", default: 1000, range: 1...50_000),
-                                       maxDelay: try env.duration("AIRA_AUDIT_BATCH_DELAY", default: .milliseconds(50)))
+                                       maxDelay: try env.duration("AIRA_AUDIT_BATCH_DELAY", default: .milliseconds(50)),
+                                       parallelWrites: try env.int("AIRA_AUDIT_PARALLEL_WRITES", default: 2, range: 1...16))
     let database = PostgresClient(configuration: settings.postgresConfiguration())
     let batcher = AuditBatcher(database: database, options: options, logger: logger)
     let connection = try await ServiceHost.connectBroker(settings, logger: logger)

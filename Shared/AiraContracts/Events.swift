@@ -1,3 +1,4 @@
+import AiraCore
 import AiraMessaging
 import Foundation
 
@@ -27,6 +28,39 @@ public struct AuditEvent: MessageContract {
     }
 
     public var routingKey: String { "audit.\(self.type)" }
+
+    /// The audit writer decodes every event: a flat-JSON reader instead of JSONDecoder (a fifth
+    /// of the writer's CPU), falling back to it for any body outside the usual shape.
+    public static func decode(from body: [UInt8]) throws -> AuditEvent {
+        if let fast = try? Self.fastDecode(body) { return fast }
+        return try MessageCoding.decode(AuditEvent.self, from: body)
+    }
+
+    static func fastDecode(_ body: [UInt8]) throws -> AuditEvent {
+        var type: String?, userId: UUID?, actorId: UUID?, at: Date?, ip: String?
+        var attributes: [String: String] = [:]
+        func uuid(_ value: FlatJSON.Value) throws -> UUID? {
+            switch value {
+            case .null: return nil
+            case .string(let s): guard let id = UUID(uuidString: s) else { throw FlatJSON.Unsupported() }; return id
+            case .object: throw FlatJSON.Unsupported()
+            }
+        }
+        for (key, value) in try FlatJSON.parse(body) {
+            switch (key, value) {
+            case ("type", .string(let s)): type = s
+            case ("userId", _): userId = try uuid(value)
+            case ("actorId", _): actorId = try uuid(value)
+            case ("at", .string(let s)): guard let d = parseISO8601(s) else { throw FlatJSON.Unsupported() }; at = d
+            case ("ip", .string(let s)): ip = s
+            case ("ip", .null): ip = nil
+            case ("attributes", .object(let o)): attributes = o
+            default: throw FlatJSON.Unsupported()
+            }
+        }
+        guard let type, let at else { throw FlatJSON.Unsupported() }
+        return AuditEvent(type: type, userId: userId, actorId: actorId, at: at, ip: ip, attributes: attributes)
+    }
 
     /// The audit writer's queue. Producers declare it too, so events wait for the writer
     /// instead of being refused as unroutable when it has not started yet.

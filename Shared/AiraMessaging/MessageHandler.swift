@@ -99,7 +99,7 @@ extension Admission where Payload: MessageContract {
     /// For a queue that serves exactly one contract.
     static func check(_ message: InboundMessage, spec: QueueSpec) -> Admission {
         self.check(message, spec: spec, expected: "'\(Payload.messageType)'") { type in
-            type == Payload.messageType ? { try MessageCoding.decode(Payload.self, from: $0) } : nil
+            type == Payload.messageType ? { try Payload.decode(from: $0) } : nil
         }
     }
 }

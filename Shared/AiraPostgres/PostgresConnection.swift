@@ -76,15 +76,19 @@ public final class PostgresConnection: PooledConnection {
     public func copyIn(table: String, columns: [String], rows: [[(any PostgresBindable)?]]) async throws -> Int {
         let cols = columns.map(PostgresQuery.quoteIdentifier).joined(separator: ", ")
         let sql = "COPY \(PostgresQuery.quoteIdentifier(table)) (\(cols)) FROM STDIN"
-        var payload = ""
+        var data: [UInt8] = []
+        data.reserveCapacity(rows.count * 128)
         for row in rows {
-            payload += row.map { $0.map { Self.copyEscape($0.postgresText) } ?? "\\N" }.joined(separator: "\t")
-            payload += "\n"
+            for (i, value) in row.enumerated() {
+                if i > 0 { data.append(UInt8(ascii: "\t")) }
+                if let value { Self.appendCopyEscaped(value.postgresText, to: &data) } else { data += [UInt8(ascii: "\\"), UInt8(ascii: "N")] }
+            }
+            data.append(UInt8(ascii: "\n"))
         }
-        let data = Array(payload.utf8)
+        let payload = data
         let timeout = self.queryTimeout
         return try await self.onThread { conn in
-            let start = try Self.run(conn, sql: sql, binds: [], prepared: false, simple: true, timeout: timeout, copyData: data)
+            let start = try Self.run(conn, sql: sql, binds: [], prepared: false, simple: true, timeout: timeout, copyData: payload)
             return start.affectedRows
         }
     }
@@ -114,19 +118,18 @@ public final class PostgresConnection: PooledConnection {
         }
     }
 
-    static func copyEscape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default: out.unicodeScalars.append(c)
+    /// A value in COPY's text format: backslash, newline, carriage return and tab escaped. Works
+    /// on UTF-8 bytes (every byte of a multi-byte character is ≥ 0x80, so none is mistaken).
+    static func appendCopyEscaped(_ s: String, to out: inout [UInt8]) {
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case UInt8(ascii: "\t"): out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            default: out.append(byte)
             }
         }
-        return out
     }
 
     // MARK: - On the connection's thread
