@@ -178,7 +178,7 @@ final class AuditBatcher: Service, Sendable {
                 self.batchSize.record(batch.count)
                 self.stored.increment(by: inserted)
                 self.duplicates.increment(by: batch.count - inserted)
-                self.writeSeconds.recordNanoseconds((ContinuousClock.now - start).nanosecondsClamped)
+                self.writeSeconds.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
                 for p in batch { p.done.resume() }
                 return
             } catch let error as PostgresError where !error.isRetriable && error.sqlState != nil {
@@ -231,12 +231,5 @@ final class AuditBatcher: Service, Sendable {
                 """, prepared: true)
             return result.affectedRows
         }
-    }
-}
-
-extension Duration {
-    var nanosecondsClamped: Int64 {
-        let (s, atto) = self.components
-        return s * 1_000_000_000 + atto / 1_000_000_000
     }
 }

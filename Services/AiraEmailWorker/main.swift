@@ -90,10 +90,7 @@ do {
                                templates: MailTemplates(productName: env.string("AIRA_PRODUCT_NAME", default: "Aira")),
                                sender: sender, senderName: env.string("AIRA_MAIL_FROM_NAME", default: "Aira"),
                                domain: String(sender.split(separator: "@").last ?? "aira.localhost"))
-    let spec = QueueSpec(name: EmailMessage.queue.name, bindings: EmailMessage.queue.bindings,
-                         retry: RetryPolicy(tiers: try env.durations("AIRA_RETRY_TIERS", default: EmailMessage.queue.retry.tiers),
-                                            maxAttempts: try env.int("AIRA_MAX_ATTEMPTS", default: EmailMessage.queue.retry.maxAttempts,
-                                                                     range: 1...100)))
+    let spec = try settings.queueSpec(EmailMessage.queue)
     let connection = try await ServiceHost.connectBroker(settings, logger: logger)
     let publisher = try await MessagePublisher.open(on: connection)
     let consumer = QueueConsumer(spec: spec, handler: handler, connection: connection, publisher: publisher,

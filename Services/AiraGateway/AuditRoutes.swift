@@ -48,11 +48,8 @@ struct AuditRoutes: Sendable {
             }
             add(date) { "occurred_at \(op) \($0)" }
         }
-        if let after = page.after {
-            guard let us = Int64(after[0]), !after[1].isEmpty else {
-                throw APIError.badRequest("invalid_cursor", "'cursor' is not one this API gave out")
-            }
-            binds += [us, after[1]]
+        if let (us, id) = try page.after({ Int64($0) }, { $0.isEmpty ? nil : $0 }) {
+            binds += [us, id]
             sql += " AND (occurred_at, message_id) < ('epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond', $\(binds.count))"
         }
         sql += " ORDER BY occurred_at DESC, message_id DESC LIMIT \(page.limit + 1)"

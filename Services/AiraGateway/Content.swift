@@ -85,6 +85,16 @@ struct Page: Sendable {
         }
     }
 
+    /// The previous page's last sort key, parsed: nil on the first page, 400 `invalid_cursor` for
+    /// a cursor whose parts do not parse (one this API did not give out).
+    func after<A, B>(_ first: (String) -> A?, _ second: (String) -> B?) throws -> (A, B)? {
+        guard let after = self.after else { return nil }
+        guard let a = first(after[0]), let b = second(after[1]) else {
+            throw APIError.badRequest("invalid_cursor", "'cursor' is not one this API gave out")
+        }
+        return (a, b)
+    }
+
     static func encode(_ parts: [String]) -> String {
         Data(parts.joined(separator: "\n").utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")

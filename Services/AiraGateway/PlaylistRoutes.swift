@@ -118,10 +118,7 @@ struct PlaylistRoutes: Sendable {
             sql += " AND p.owner_id = $\(binds.count)"
         }
         if !seesPrivate { sql += " AND p.is_public" }
-        if let after = page.after {
-            guard let us = Int64(after[0]), let id = UUID(uuidString: after[1]) else {
-                throw APIError.badRequest("invalid_cursor", "'cursor' is not one this API gave out")
-            }
+        if let (us, id) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
             binds += [us, id]
             sql += " AND (p.created_at, p.id) < ('epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond', $\(binds.count))"
         }
@@ -181,10 +178,7 @@ struct PlaylistRoutes: Sendable {
         _ = try await self.visible(id, context)
         var binds: [(any PostgresBindable)?] = [id]
         var sql = "SELECT pv.position, pv.added_at, \(VideoRoutes.columns) FROM playlist_videos pv JOIN videos v ON v.id = pv.video_id WHERE pv.playlist_id = $1"
-        if let after = page.after {
-            guard let position = Int64(after[0]), let video = UUID(uuidString: after[1]) else {
-                throw APIError.badRequest("invalid_cursor", "'cursor' is not one this API gave out")
-            }
+        if let (position, video) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
             binds += [position, video]
             sql += " AND (pv.position, pv.video_id) > ($2, $3)"
         }

@@ -71,19 +71,12 @@ struct ThumbnailHandler: MessageHandler {
             WHERE id = \(job.videoId)
             """)
         Self.made.increment()
-        Self.seconds.recordNanoseconds((ContinuousClock.now - start).nanosecondsValue)
+        Self.seconds.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
         try await context.publish(AuditEvent(type: "video_ready", userId: job.ownerId,
                                              attributes: ["videoId": job.videoId.lowercasedString]),
                                   routingKey: "audit.video_ready")
         context.logger.info("thumbnail made", metadata: ["video": "\(job.videoId)",
                                                          "ms": "\((ContinuousClock.now - start).milliseconds)"])
-    }
-}
-
-extension Duration {
-    var nanosecondsValue: Int64 {
-        let (s, atto) = self.components
-        return s * 1_000_000_000 + atto / 1_000_000_000
     }
 }
 
@@ -101,10 +94,7 @@ do {
         throw ConfigurationError(key: "AIRA_FFMPEG", value: ffmpeg.executable, expected: "the path of an ffmpeg executable (apt-get install ffmpeg)")
     }
     let database = PostgresClient(configuration: settings.postgresConfiguration())
-    let spec = QueueSpec(name: ThumbnailJob.queue.name, bindings: ThumbnailJob.queue.bindings,
-                         retry: RetryPolicy(tiers: try env.durations("AIRA_RETRY_TIERS", default: ThumbnailJob.queue.retry.tiers),
-                                            maxAttempts: try env.int("AIRA_MAX_ATTEMPTS", default: ThumbnailJob.queue.retry.maxAttempts,
-                                                                     range: 1...100)))
+    let spec = try settings.queueSpec(ThumbnailJob.queue)
     let connection = try await ServiceHost.connectBroker(settings, logger: logger)
     let publisher = try await MessagePublisher.open(on: connection)
     try await AuditEvent.queue.declare(on: publisher.channel)

@@ -171,6 +171,12 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
 }
 
 extension Duration {
+    /// The duration in whole nanoseconds (for metric timers).
+    package var nanoseconds: Int64 {
+        let (s, atto) = self.components
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
+
     /// The duration in seconds, as a Double.
     package var seconds: Double {
         let (s, atto) = self.components

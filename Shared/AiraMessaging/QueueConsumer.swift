@@ -63,10 +63,3 @@ public final class QueueConsumer<Handler: MessageHandler>: EngineConsumer {
         }
     }
 }
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (s, atto) = self.components
-        return s * 1_000_000_000 + atto / 1_000_000_000
-    }
-}

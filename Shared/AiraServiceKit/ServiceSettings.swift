@@ -66,6 +66,15 @@ public struct ServiceSettings: Sendable {
         return c
     }
 
+    /// `spec` with its retry tiers and attempts overridable by `AIRA_RETRY_TIERS` (e.g. `1s,10s,1m`)
+    /// and `AIRA_MAX_ATTEMPTS`; the queue's arguments do not change, so overriding is safe.
+    public func queueSpec(_ spec: QueueSpec) throws -> QueueSpec {
+        var spec = spec
+        spec.retry = RetryPolicy(tiers: try self.environment.durations("AIRA_RETRY_TIERS", default: spec.retry.tiers),
+                                 maxAttempts: try self.environment.int("AIRA_MAX_ATTEMPTS", default: spec.retry.maxAttempts, range: 1...100))
+        return spec
+    }
+
     public func postgresConfiguration() -> PostgresConfiguration {
         PostgresConfiguration(url: self.databaseURL, poolSize: self.databasePoolSize, applicationName: self.name)
     }
