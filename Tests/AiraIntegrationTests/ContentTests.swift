@@ -11,15 +11,18 @@ import Testing
 @Suite("Content API, thumbnails and the audit log", .serialized, .enabled(if: TestServers.available))
 struct ContentTests {
     /// A stack with the workers, uploads in a media folder of the test's own.
-    static func withContentStack(uploadLimit: Int = 2 << 20, _ body: (ServiceStack, URL) async throws -> Void) async throws {
+    static func withContentStack(uploadLimit: Int = 2 << 20, thumbnails: Bool = true,
+                                 _ body: (ServiceStack, URL) async throws -> Void) async throws {
         let media = FileManager.default.temporaryDirectory.appendingPathComponent("aira-media-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: media, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: media) }
         try await ServiceStack.with(environment: ["AIRA_MEDIA_DIR": media.path, "AIRA_MAX_UPLOAD_BYTES": "\(uploadLimit)",
                                                   "AIRA_RATE_LIMIT_WRITE": "1000/1m", "AIRA_RATE_LIMIT_WRITE_IP": "1000/1m",
                                                   "AIRA_RATE_LIMIT_READ": "5000/1m", "AIRA_RATE_LIMIT_READ_IP": "5000/1m"]) { stack in
-            try stack.startWorker("aira-thumbnail-worker", name: "thumbs",
-                                  environment: ["AIRA_RETRY_TIERS": "200ms", "AIRA_MAX_ATTEMPTS": "3"])
+            if thumbnails {
+                try stack.startWorker("aira-thumbnail-worker", name: "thumbs",
+                                      environment: ["AIRA_RETRY_TIERS": "200ms", "AIRA_MAX_ATTEMPTS": "3"])
+            }
             try stack.startWorker("aira-audit-writer", name: "audit", environment: ["AIRA_AUDIT_BATCH_DELAY": "20ms"])
             try await body(stack, media)
         }
@@ -284,6 +287,57 @@ struct ContentTests {
             #expect(try await stack.call("GET", "/api/admin/audit").status == 401)
             #expect(try await stack.call("GET", "/api/admin/audit?from=yesterday", token: admin.access).status == 400)
             #expect(try await stack.call("GET", "/api/admin/audit?userId=42", token: admin.access).status == 400)
+        }
+    }
+
+    @Test("thumbnail retries: an upload missing on disk (a race) is retried until it appears; an ffmpeg timeout is transient")
+    func thumbnailRetries() async throws {
+        try await Self.withContentStack(thumbnails: false) { stack, media in
+            let owner = try await Self.user(stack, "race")
+            let image = try Array(Data(contentsOf: try Self.makeMedia("testsrc=size=400x300", duration: nil, file: "race.png")))
+
+            // The upload is not on disk when the worker first looks (moved away, as if a shared
+            // volume lagged): the job is retried, and succeeds once the file is there.
+            let r = try await stack.call("POST", "/api/videos?title=race", rawBody: image, token: owner.access)
+            try #require(r.status == 201, "\(r)")
+            let id = r["id"]!
+            let upload = media.appendingPathComponent("uploads/\(id)")
+            let aside = media.appendingPathComponent("aside-\(id)")
+            try FileManager.default.moveItem(at: upload, to: aside)
+            let worker = try stack.startWorker("aira-thumbnail-worker", name: "race",
+                                               environment: ["AIRA_RETRY_TIERS": "300ms", "AIRA_MAX_ATTEMPTS": "20"])
+            let retried = await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
+                worker.process.log.contains("source_missing")
+            }
+            try #require(retried, "\(worker.process.log.suffix(2000))")
+            #expect(try await stack.call("GET", "/api/videos/\(id)")["status"] == "processing")
+            try FileManager.default.moveItem(at: aside, to: upload)
+            let ready = await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+                (try? await stack.call("GET", "/api/videos/\(id)"))?["status"] == "ready"
+            }
+            #expect(ready, "\(worker.process.log.suffix(2000))")
+            worker.process.terminate()
+            _ = await worker.process.waitForExit(timeout: .seconds(15))
+
+            // ffmpeg over its time limit: killed, retried, and after the last attempt dead-lettered
+            // as a timeout; the video is not marked failed (the file may be fine).
+            let slow = try stack.startWorker("aira-thumbnail-worker", name: "slow", environment: [
+                "AIRA_FFMPEG_TIMEOUT": "1ms", "AIRA_RETRY_TIERS": "100ms", "AIRA_MAX_ATTEMPTS": "2"])
+            let r2 = try await stack.call("POST", "/api/videos?title=slow", rawBody: image, token: owner.access)
+            let id2 = try #require(r2["id"])
+            let connection = try await TestServers.connect()
+            defer { Task { await connection.close() } }
+            let dlq = DeadLetterQueues(connection: connection, logger: TestServers.logger)
+            var letter: DeadLetter?
+            let dead = await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+                letter = try? await dlq.peek(queue: "thumbnail.generate.dlq").first { String(decoding: $0.delivery.body, as: UTF8.self).contains(id2) }
+                return letter != nil
+            }
+            try #require(dead, "\(slow.process.log.suffix(2000))")
+            #expect(letter?.errorType == "ffmpeg_timeout")
+            #expect(letter?.attempts == 2)
+            #expect(try await stack.call("GET", "/api/videos/\(id2)")["status"] == "processing")
+            if let messageID = letter?.messageID { _ = try await dlq.purge("thumbnail.generate.dlq", ids: [messageID]) }
         }
     }
 
