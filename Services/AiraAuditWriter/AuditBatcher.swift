@@ -13,7 +13,7 @@ struct AuditRow: Sendable {
     var messageID: String
     var event: AuditEvent
 
-    /// The COPY columns, in order.
+    /// The columns, in order.
     static let columns = ["message_id", "type", "user_id", "actor_id", "occurred_at", "ip", "attributes"]
 
     var values: [(any PostgresBindable)?] {
@@ -216,20 +216,19 @@ final class AuditBatcher: Service, Sendable {
         }
     }
 
-    /// COPY into a per-connection staging table, then one insert that skips message ids already
-    /// stored (a redelivered or replayed event), in one transaction. Returns the rows inserted.
+    /// One insert that skips message ids already stored (a redelivered or replayed event).
+    /// Returns the rows inserted.
     private func insert(_ rows: [AuditRow]) async throws -> Int {
-        try await self.database.withTransaction { conn in
-            try await conn.query("""
-                CREATE TEMP TABLE IF NOT EXISTS audit_stage (LIKE audit_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-                """, prepared: false)
-            try await conn.copyIn(table: "audit_stage", columns: AuditRow.columns, rows: rows.map(\.values))
-            let result = try await conn.query("""
-                INSERT INTO audit_log (message_id, type, user_id, actor_id, occurred_at, ip, attributes)
-                SELECT DISTINCT ON (message_id) message_id, type, user_id, actor_id, occurred_at, ip, attributes FROM audit_stage
-                ON CONFLICT (message_id) DO NOTHING
-                """, prepared: true)
-            return result.affectedRows
+        // One column per parameter (array literals), one statement: a single round trip.
+        var columns = Array(repeating: [String?](), count: AuditRow.columns.count)
+        for row in rows {
+            for (i, value) in row.values.enumerated() { columns[i].append(value?.postgresText) }
         }
+        let result = try await self.database.query(PostgresQuery(unsafeSQL: """
+            INSERT INTO audit_log (message_id, type, user_id, actor_id, occurred_at, ip, attributes)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[], $7::jsonb[])
+            ON CONFLICT (message_id) DO NOTHING
+            """, binds: columns.map { PostgresArray($0) }), prepared: true)
+        return result.affectedRows
     }
 }

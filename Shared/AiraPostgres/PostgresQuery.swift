@@ -87,3 +87,29 @@ public struct PostgresQuery: Sendable, Hashable, ExpressibleByStringInterpolatio
         "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
+
+/// A PostgreSQL array literal (`{"a","b",NULL}`) of text values, to bind as one parameter and
+/// cast (`$1::uuid[]`) — a whole column of a multi-row insert in one parameter, with `unnest`.
+public struct PostgresArray: PostgresBindable {
+    public let postgresText: String
+
+    public init(_ values: [String?]) {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(values.count * 24)
+        for (i, value) in values.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            guard let value else {
+                out += Array("NULL".utf8)
+                continue
+            }
+            out.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                out.append(byte)
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        self.postgresText = String(decoding: out, as: UTF8.self)
+    }
+}

@@ -232,28 +232,28 @@ struct AuditWriterTests {
         try await ServiceStack.migrate()
         let type = "test_\(UUID().uuidString.prefix(8).lowercased())"
         let user = UUID()
-        let events = (0..<6000).map { i in
+        let events = (0..<20_000).map { i in
             (id: "\(type)-\(i)", event: AuditEvent(type: type, userId: user, ip: "10.0.0.1", attributes: ["n": "\(i)", "quote": "it's \"fine\"\t\\"]))
         }
         // Every event once, then a third of them again with the same message ids (a replay).
         try await Self.publish(events)
-        try await Self.publish(Array(events.prefix(2000)))
+        try await Self.publish(Array(events.prefix(5000)))
 
-        let first = try WorkerProcess(executable: "aira-audit-writer", name: "audit-a", environment: ["AIRA_AUDIT_BATCH_SIZE": "500"])
+        let first = try WorkerProcess(executable: "aira-audit-writer", name: "audit-a", environment: ["AIRA_AUDIT_BATCH_SIZE": "200"])
         let started = await eventually(timeout: .seconds(30), every: .milliseconds(5)) { ((try? await Self.stored(type: type).rows) ?? 0) > 0 }
         try #require(started, "\(first.log.suffix(2000))")
         first.kill9() // mid-stream: committed batches whose acks never left are delivered again
         _ = await first.waitForExit(timeout: .seconds(5))
         let afterKill = try await Self.stored(type: type).rows
-        #expect(afterKill < 6000, "the writer was killed before it finished")
+        #expect(afterKill < 20_000, "the writer was killed before it finished")
 
         let second = try WorkerProcess(executable: "aira-audit-writer", name: "audit-b", environment: ["AIRA_AUDIT_BATCH_SIZE": "500"])
         defer { second.terminate() }
-        let all = await eventually(timeout: .seconds(60), every: .milliseconds(100)) { ((try? await Self.stored(type: type).rows) ?? 0) >= 6000 }
+        let all = await eventually(timeout: .seconds(60), every: .milliseconds(100)) { ((try? await Self.stored(type: type).rows) ?? 0) >= 20_000 }
         try #require(all, "\(second.log.suffix(2000))")
         try await Task.sleep(for: .seconds(1))
         let (rows, distinct) = try await Self.stored(type: type)
-        #expect(rows == 6000 && distinct == 6000)
+        #expect(rows == 20_000 && distinct == 20_000)
 
         let db = PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 1))
         defer { Task { await db.shutdown() } }

@@ -74,6 +74,13 @@ struct PostgresQueryTests {
         #expect(true.postgresText == "true")
     }
 
+    @Test("array literals quote every element and escape quotes and backslashes; nil is NULL")
+    func arrays() {
+        #expect(PostgresArray(["a", nil, #"say "hi""#, #"C:\x"#, "NULL", "", "{x,y}"]).postgresText
+                == #"{"a",NULL,"say \"hi\"","C:\\x","NULL","","{x,y}"}"#)
+        #expect(PostgresArray([]).postgresText == "{}")
+    }
+
     @Test("timestamps read back from PostgreSQL's text format")
     func dates() {
         let d = Date(postgresText: "2026-11-21 18:05:41.123456+00")
