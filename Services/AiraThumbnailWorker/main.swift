@@ -17,6 +17,7 @@ struct ThumbnailHandler: MessageHandler {
     let database: PostgresClient
     let mediaRoot: URL
     let ffmpeg: FFmpeg
+    var files: FileThread { self.ffmpeg.files }
     private static let made = Counter(label: "aira_thumbnails_made_total")
     private static let failed = Counter(label: "aira_thumbnails_failed_total")
     private static let seconds = Timer(label: "aira_thumbnail_seconds")
@@ -31,24 +32,34 @@ struct ThumbnailHandler: MessageHandler {
         }
         let status: String = try row.decode("status")
         let target = ThumbnailJob.thumbnailPath(for: job.videoId)
-        let targetURL = self.mediaRoot.appendingPathComponent(target)
-        if status == "ready" && FileManager.default.fileExists(atPath: targetURL.path) {
+        let targetPath = self.mediaRoot.appendingPathComponent(target).path
+        let source = self.mediaRoot.appendingPathComponent(job.sourcePath).path
+        let directory = self.mediaRoot.appendingPathComponent(target).deletingLastPathComponent()
+        let temporary = directory.appendingPathComponent(".\(job.videoId.lowercasedString).\(getpid()).\(MessageID.random().prefix(8)).jpg").path
+        let (done, sourceThere) = try await self.files.run {
+            (FileManager.default.fileExists(atPath: targetPath), FileManager.default.fileExists(atPath: source))
+        }
+        if status == "ready" && done {
             context.logger.info("thumbnail already made", metadata: ["video": "\(job.videoId)"])
             return
         }
-        let source = self.mediaRoot.appendingPathComponent(job.sourcePath).path
-        guard FileManager.default.fileExists(atPath: source) else {
+        guard sourceThere else {
             throw TransientError(code: "source_missing", "upload \(job.sourcePath) is not on disk (yet)")
         }
 
         let start = ContinuousClock.now
-        try FileManager.default.createDirectory(at: targetURL.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temporary = targetURL.deletingLastPathComponent()
-            .appendingPathComponent(".\(job.videoId.lowercasedString).\(getpid()).\(MessageID.random().prefix(8)).jpg").path
-        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        try await self.files.run { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
+        let outcome: FFmpeg.Outcome
+        do {
+            outcome = try await self.ffmpeg.thumbnail(input: source, output: temporary)
+        } catch {
+            _ = try? await self.files.run { try? FileManager.default.removeItem(atPath: temporary) }
+            throw error
+        }
 
-        switch try await self.ffmpeg.thumbnail(input: source, output: temporary) {
+        switch outcome {
         case .failed(let ffmpegReason):
+            _ = try? await self.files.run { try? FileManager.default.removeItem(atPath: temporary) }
             Self.failed.increment()
             let reason = ffmpegReason.replacingOccurrences(of: source, with: job.sourcePath)
             try await self.database.query("""
@@ -59,11 +70,21 @@ struct ThumbnailHandler: MessageHandler {
                                       routingKey: "audit.video_failed")
             throw PermanentError(code: "unreadable_media", "ffmpeg cannot make a thumbnail: \(reason)")
         case .finished:
-            guard let head = FileManager.default.contents(atPath: temporary)?.prefix(3), Array(head) == [0xFF, 0xD8, 0xFF] else {
-                throw TransientError(code: "thumbnail_invalid", "ffmpeg finished but wrote no JPEG")
-            }
-            guard rename(temporary, targetURL.path) == 0 else {
-                throw TransientError(code: "thumbnail_io", "cannot move the thumbnail into place: errno \(errno)")
+            // A JPEG (its first three bytes), moved into place in one rename.
+            try await self.files.run {
+                let head = FileHandle(forReadingAtPath: temporary).map { handle in
+                    defer { try? handle.close() }
+                    return (try? handle.read(upToCount: 3)).map(Array.init) ?? []
+                }
+                guard head == [0xFF, 0xD8, 0xFF] else {
+                    try? FileManager.default.removeItem(atPath: temporary)
+                    throw TransientError(code: "thumbnail_invalid", "ffmpeg finished but wrote no JPEG")
+                }
+                guard rename(temporary, targetPath) == 0 else {
+                    let code = errno
+                    try? FileManager.default.removeItem(atPath: temporary)
+                    throw TransientError(code: "thumbnail_io", "cannot move the thumbnail into place: errno \(code)")
+                }
             }
         }
         try await self.database.query("""
@@ -89,7 +110,7 @@ do {
     let mediaRoot = URL(fileURLWithPath: env.string("AIRA_MEDIA_DIR", default: ".data/media"), isDirectory: true)
     let ffmpeg = FFmpeg(executable: env.string("AIRA_FFMPEG", default: "/usr/bin/ffmpeg"),
                         timeout: try env.duration("AIRA_FFMPEG_TIMEOUT", default: .seconds(60)),
-                        width: try env.int("AIRA_THUMBNAIL_WIDTH", default: 320, range: 16...4096))
+                        width: try env.int("AIRA_THUMBNAIL_WIDTH", default: 320, range: 16...4096), files: FileThread())
     guard FileManager.default.isExecutableFile(atPath: ffmpeg.executable) else {
         throw ConfigurationError(key: "AIRA_FFMPEG", value: ffmpeg.executable, expected: "the path of an ffmpeg executable (apt-get install ffmpeg)")
     }
@@ -104,7 +125,9 @@ do {
                               services: [consumer],
                               readiness: [ReadinessCheck("broker") { connection.isConnected },
                                           ReadinessCheck("postgres") { await database.ping() },
-                                          ReadinessCheck("media") { FileManager.default.isWritableFile(atPath: mediaRoot.path) }])
+                                          ReadinessCheck("media") {
+                                              (try? await ffmpeg.files.run { FileManager.default.isWritableFile(atPath: mediaRoot.path) }) ?? false
+                                          }])
     await database.shutdown()
 } catch {
     exitOnStartupFailure("aira-thumbnail-worker", error)
