@@ -26,8 +26,7 @@ struct ContentContext: Sendable {
 
     /// The caller as a user who may change content: authenticated and not suspended.
     func activeUser(_ context: GatewayContext) throws -> (id: UUID, admin: Bool) {
-        let claims = try context.user()
-        return (try AuthRoutes.userID(claims.sub.value), claims.role == "ADMIN")
+        return (try AuthRoutes.userID(try context.user().sub.value), context.isAdmin)
     }
 
     func requireNotSuspended(_ user: UUID, _ context: GatewayContext) async throws {

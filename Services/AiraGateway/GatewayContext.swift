@@ -1,4 +1,5 @@
 import AiraTokens
+import Foundation
 import Hummingbird
 import NIOCore
 
@@ -16,6 +17,10 @@ struct GatewayContext: RequestContext, RemoteAddressRequestContext {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
     }
+
+    /// The caller's user id, if a valid token came with the request (routes with an optional token).
+    var callerID: UUID? { self.claims.flatMap { UUID(uuidString: $0.sub.value) } }
+    var isAdmin: Bool { self.claims?.role == "ADMIN" }
 
     /// The authenticated user's claims; routes behind ``Authenticate`` always have them.
     func user() throws -> AccessTokenClaims {

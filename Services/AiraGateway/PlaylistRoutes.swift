@@ -81,13 +81,11 @@ struct PlaylistRoutes: Sendable {
 
     /// A playlist the caller may see, or 404.
     private func visible(_ id: UUID, _ context: GatewayContext) async throws -> PlaylistView {
-        let caller = context.claims.flatMap { UUID(uuidString: $0.sub.value) }
-        let admin = context.claims?.role == "ADMIN"
         guard let row = try await self.content.query("SELECT \(unsafeRaw: Self.columns) FROM playlists p WHERE p.id = \(id)", context).first else {
             throw APIError.notFound("playlist")
         }
         let view = try Self.view(row)
-        guard view.public || admin || view.ownerId == caller?.lowercasedString else { throw APIError.notFound("playlist") }
+        guard view.public || context.isAdmin || view.ownerId == context.callerID?.lowercasedString else { throw APIError.notFound("playlist") }
         return view
     }
 
@@ -99,7 +97,7 @@ struct PlaylistRoutes: Sendable {
     /// (their own: all; someone else's: the public ones); without `owner`, every public playlist.
     func list(_ request: Request, context: GatewayContext) async throws -> Response {
         let page = try Page(request, parts: 2)
-        let caller = context.claims.flatMap { UUID(uuidString: $0.sub.value) }
+        let caller = context.callerID
         var owner: UUID?
         if let raw = request.uri.queryParameters.get("owner") {
             if raw == "me" {
@@ -110,7 +108,7 @@ struct PlaylistRoutes: Sendable {
                 owner = id
             }
         }
-        let seesPrivate = owner != nil && (owner == caller || context.claims?.role == "ADMIN")
+        let seesPrivate = owner != nil && (owner == caller || context.isAdmin)
         var sql = "SELECT \(Self.columns) FROM playlists p WHERE true"
         var binds: [(any PostgresBindable)?] = []
         if let owner {

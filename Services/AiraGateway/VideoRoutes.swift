@@ -151,8 +151,7 @@ struct VideoRoutes: Sendable {
             "UPDATE videos SET play_count = play_count + 1 WHERE id = \(id) RETURNING play_count", context).first else {
             throw APIError.notFound("video")
         }
-        let user = context.claims.flatMap { UUID(uuidString: $0.sub.value) }
-        await self.content.audit("video_played", user: user, context, ["videoId": id.lowercasedString])
+        await self.content.audit("video_played", user: context.callerID, context, ["videoId": id.lowercasedString])
         return JSONResponse.make(.ok, Counts(plays: try row.decode("play_count")))
     }
 

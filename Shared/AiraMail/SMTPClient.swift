@@ -144,11 +144,11 @@ public struct SMTPClient: Sendable {
         let mechanisms = features.lines.first { $0.uppercased().hasPrefix("AUTH ") }?.uppercased().split(separator: " ").dropFirst() ?? []
         if mechanisms.contains("PLAIN") {
             let token = Data(([0] + Array(username.utf8) + [0] + Array(password.utf8))).base64EncodedString()
-            try Self.expect(await session.command("AUTH PLAIN \(token)", stage: "AUTH", redacted: true), 235, "the credentials")
+            try Self.expect(await session.command("AUTH PLAIN \(token)", stage: "AUTH"), 235, "the credentials")
         } else if mechanisms.contains("LOGIN") {
             try Self.expect(await session.command("AUTH LOGIN", stage: "AUTH"), 334, "AUTH LOGIN")
-            try Self.expect(await session.command(Data(username.utf8).base64EncodedString(), stage: "AUTH", redacted: true), 334, "the user name")
-            try Self.expect(await session.command(Data(password.utf8).base64EncodedString(), stage: "AUTH", redacted: true), 235, "the credentials")
+            try Self.expect(await session.command(Data(username.utf8).base64EncodedString(), stage: "AUTH"), 334, "the user name")
+            try Self.expect(await session.command(Data(password.utf8).base64EncodedString(), stage: "AUTH"), 235, "the credentials")
         } else {
             throw SMTPError.protocolViolation("credentials are configured but the server offers neither AUTH PLAIN nor AUTH LOGIN")
         }
@@ -195,7 +195,7 @@ final class SMTPSession: Sendable {
         self.timeout = timeout
     }
 
-    public static func connect(host: String, port: Int, timeout: Duration) async throws -> SMTPSession {
+    static func connect(host: String, port: Int, timeout: Duration) async throws -> SMTPSession {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(timeout.milliseconds))
             .channelInitializer { channel in
@@ -211,12 +211,12 @@ final class SMTPSession: Sendable {
     }
 
     /// Sends `line` (nil: just wait, for the greeting) and returns the reply.
-    public func command(_ line: String?, stage: String, redacted: Bool = false) async throws -> SMTPReply {
+    func command(_ line: String?, stage: String) async throws -> SMTPReply {
         try await self.exchange(line.map { Array(($0 + "\r\n").utf8) }, stage: stage)
     }
 
     /// Sends raw bytes (the DATA payload) and returns the reply.
-    public func raw(_ bytes: [UInt8], stage: String) async throws -> SMTPReply {
+    func raw(_ bytes: [UInt8], stage: String) async throws -> SMTPReply {
         try await self.exchange(bytes, stage: stage)
     }
 
@@ -236,7 +236,7 @@ final class SMTPSession: Sendable {
     }
 
     /// Puts TLS under the connection (after the server's 220 to STARTTLS).
-    public func startTLS(context: NIOSSLContext, serverHostname: String) async throws {
+    func startTLS(context: NIOSSLContext, serverHostname: String) async throws {
         let channel = self.channel
         let isIP = serverHostname.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
         try await channel.eventLoop.submit {
@@ -245,7 +245,7 @@ final class SMTPSession: Sendable {
         }.get()
     }
 
-    public func close() { self.channel.close(promise: nil) }
+    func close() { self.channel.close(promise: nil) }
 }
 
 /// Assembles reply lines (`250-…` continues, `250 …` ends) into replies.
@@ -284,7 +284,7 @@ final class SMTPReplyHandler: ChannelInboundHandler {
     private var unclaimed: [SMTPReply] = []
     private var failure: SMTPError?
 
-    public func expect(_ promise: EventLoopPromise<SMTPReply>, timeout: TimeAmount, stage: String, channel: any Channel) {
+    func expect(_ promise: EventLoopPromise<SMTPReply>, timeout: TimeAmount, stage: String, channel: any Channel) {
         if let failure { return promise.fail(failure) }
         if !self.unclaimed.isEmpty { return promise.succeed(self.unclaimed.removeFirst()) }
         let timer = channel.eventLoop.scheduleTask(in: timeout) { [weak self] in
@@ -294,7 +294,7 @@ final class SMTPReplyHandler: ChannelInboundHandler {
         self.waiting.append((promise, timer))
     }
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let reply = self.unwrapInboundIn(data)
         guard !self.waiting.isEmpty else { return self.unclaimed.append(reply) }
         let next = self.waiting.removeFirst()
@@ -302,12 +302,12 @@ final class SMTPReplyHandler: ChannelInboundHandler {
         next.promise.succeed(reply)
     }
 
-    public func channelInactive(context: ChannelHandlerContext) {
+    func channelInactive(context: ChannelHandlerContext) {
         self.failAll(.connection("the server closed the connection"))
         context.fireChannelInactive()
     }
 
-    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.failAll(error as? SMTPError ?? .connection("\(error)"))
         context.close(promise: nil)
     }

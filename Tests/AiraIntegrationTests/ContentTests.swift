@@ -213,18 +213,9 @@ struct ContentTests {
             #expect(try await stack.call("GET", "/api/videos/\(id)/thumbnail").status == 404)
 
             // The job is in thumbnail.generate.dlq, with why.
-            let connection = try await TestServers.connect()
-            defer { Task { await connection.close() } }
-            let dlq = DeadLetterQueues(connection: connection, logger: TestServers.logger)
-            var letter: DeadLetter?
-            let dead = await eventually(timeout: .seconds(10), every: .milliseconds(200)) {
-                letter = try? await dlq.peek(queue: "thumbnail.generate.dlq").first { String(decoding: $0.delivery.body, as: UTF8.self).contains(id) }
-                return letter != nil
-            }
-            try #require(dead)
-            #expect(letter?.errorType == "unreadable_media")
-            #expect(letter?.error?.contains("ffmpeg") == true)
-            if let messageID = letter?.messageID { _ = try await dlq.purge("thumbnail.generate.dlq", ids: [messageID]) }
+            let letter = try #require(try await takeDeadLetter(from: "thumbnail.generate.dlq", timeout: .seconds(10)) { $0.bodyText.contains(id) })
+            #expect(letter.errorType == "unreadable_media")
+            #expect(letter.error?.contains("ffmpeg") == true)
 
             // Too large: refused from Content-Length, and mid-stream when the client sends none.
             let big = [UInt8](repeating: 0xFF, count: (1 << 20) + 10)
@@ -325,19 +316,11 @@ struct ContentTests {
                 "AIRA_FFMPEG_TIMEOUT": "1ms", "AIRA_RETRY_TIERS": "100ms", "AIRA_MAX_ATTEMPTS": "2"])
             let r2 = try await stack.call("POST", "/api/videos?title=slow", rawBody: image, token: owner.access)
             let id2 = try #require(r2["id"])
-            let connection = try await TestServers.connect()
-            defer { Task { await connection.close() } }
-            let dlq = DeadLetterQueues(connection: connection, logger: TestServers.logger)
-            var letter: DeadLetter?
-            let dead = await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
-                letter = try? await dlq.peek(queue: "thumbnail.generate.dlq").first { String(decoding: $0.delivery.body, as: UTF8.self).contains(id2) }
-                return letter != nil
-            }
-            try #require(dead, "\(slow.process.log.suffix(2000))")
-            #expect(letter?.errorType == "ffmpeg_timeout")
-            #expect(letter?.attempts == 2)
+            let found = try await takeDeadLetter(from: "thumbnail.generate.dlq", timeout: .seconds(30)) { $0.bodyText.contains(id2) }
+            let letter = try #require(found, "\(slow.process.log.suffix(2000))")
+            #expect(letter.errorType == "ffmpeg_timeout")
+            #expect(letter.attempts == 2)
             #expect(try await stack.call("GET", "/api/videos/\(id2)")["status"] == "processing")
-            if let messageID = letter?.messageID { _ = try await dlq.purge("thumbnail.generate.dlq", ids: [messageID]) }
         }
     }
 

@@ -1,4 +1,5 @@
 import AiraAMQP
+import AiraMessaging
 import Foundation
 import Logging
 import Testing
@@ -62,3 +63,26 @@ func next<T: Sendable>(_ stream: AsyncStream<T>, timeout: Duration = .seconds(10
     }
 }
 
+
+/// Waits for a dead letter in `queue` that `match` picks, removes it from the queue (dead-letter
+/// queues of the shared work queues outlive tests) and returns it; nil if none came in time.
+func takeDeadLetter(from queue: String, timeout: Duration = .seconds(20),
+                    where match: @escaping @Sendable (DeadLetter) -> Bool) async throws -> DeadLetter? {
+    let connection = try await TestServers.connect(name: "aira-test-dlq")
+    defer { Task { await connection.close() } }
+    let dlq = DeadLetterQueues(connection: connection, logger: TestServers.logger)
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if let letter = try? await dlq.peek(queue: queue).first(where: match) {
+            _ = try await dlq.purge(queue, ids: [letter.messageID])
+            return letter
+        }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    return nil
+}
+
+extension DeadLetter {
+    /// The message body as text (to find a job by the id it carries).
+    var bodyText: String { String(decoding: self.delivery.body, as: UTF8.self) }
+}

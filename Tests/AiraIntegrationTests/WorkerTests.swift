@@ -178,19 +178,10 @@ struct EmailWorkerTests {
             // The same message again (a redelivery or a DLQ replay): recorded as sent, so not sent.
             _ = try await Self.publish(EmailMessage(to: once, template: "welcome", parameters: ["email": once]), messageID: onceID)
 
-            let connection = try await TestServers.connect()
-            defer { Task { await connection.close() } }
-            let dlq = DeadLetterQueues(connection: connection, logger: TestServers.logger)
-            var letter: DeadLetter?
-            let dead = await eventually(timeout: .seconds(20), every: .milliseconds(200)) {
-                letter = try? await dlq.peek(queue: "email.send.dlq").first { $0.messageID == refusedID }
-                return letter != nil
-            }
-            try #require(dead)
-            #expect(letter?.errorType == "smtp_550")
-            #expect(letter?.error?.contains("550 5.1.1 mailbox unavailable") == true, "\(letter?.error ?? "-")")
-            #expect(letter?.attempts == 1, "a 5xx is final: no retries")
-            _ = try await dlq.purge("email.send.dlq", ids: [refusedID])
+            let letter = try #require(try await takeDeadLetter(from: "email.send.dlq") { $0.messageID == refusedID })
+            #expect(letter.errorType == "smtp_550")
+            #expect(letter.error?.contains("550 5.1.1 mailbox unavailable") == true, "\(letter.error ?? "-")")
+            #expect(letter.attempts == 1, "a 5xx is final: no retries")
 
             try await Task.sleep(for: .seconds(2))
             #expect(smtp.mails(to: flaky).count == 1, "451 then delivered exactly once")
@@ -277,14 +268,8 @@ struct AuditWriterTests {
         try await publisher.publishRaw(exchange: AiraExchange.name, routingKey: "audit.test_bad", body: Array(#"{"type": 42}"#.utf8),
                                        properties: MessagePublisher.properties(type: AuditEvent.messageType, messageID: id,
                                                                               correlationID: nil, traceparent: nil, headers: [:]))
-        let dlq = DeadLetterQueues(connection: connection, logger: TestServers.logger)
-        var letter: DeadLetter?
-        let dead = await eventually(timeout: .seconds(20), every: .milliseconds(100)) {
-            letter = try? await dlq.peek(queue: "audit.events.dlq").first { $0.messageID == id }
-            return letter != nil
-        }
-        try #require(dead, "\(writer.log.suffix(2000))")
-        #expect(letter?.errorType == "decoding_failed")
-        _ = try await dlq.purge("audit.events.dlq", ids: [id])
+        let found = try await takeDeadLetter(from: "audit.events.dlq") { $0.messageID == id }
+        let letter = try #require(found, "\(writer.log.suffix(2000))")
+        #expect(letter.errorType == "decoding_failed")
     }
 }
