@@ -76,6 +76,9 @@ let package = Package(
             "AiraCore",
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Shared/AiraLLM", swiftSettings: swiftSettings),
+        // The nightly analysis: days, activity features, the return-likelihood model, TF-IDF interests, runs.
+        .target(name: "AiraAnalysis", dependencies: ["AiraCore", "AiraPostgres"],
+                path: "Shared/AiraAnalysis", swiftSettings: swiftSettings),
         // Message contracts between services: auth and GPT RPC, audit events, mail.
         .target(name: "AiraContracts", dependencies: ["AiraMessaging", "AiraLLM"],
                 path: "Shared/AiraContracts", swiftSettings: swiftSettings),
@@ -98,7 +101,7 @@ let package = Package(
 
         // Services: one executable each, thin.
         .executableTarget(name: "aira-admin", dependencies: [
-            "AiraServiceKit", "AiraMessaging", "AiraPostgres", "AiraAccounts", "AiraTokens",
+            "AiraServiceKit", "AiraMessaging", "AiraPostgres", "AiraAccounts", "AiraTokens", "AiraAnalysis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/AiraAdmin", swiftSettings: swiftSettings),
 
@@ -109,7 +112,7 @@ let package = Package(
         ], path: "Services/AiraAuth", swiftSettings: swiftSettings),
 
         .executableTarget(name: "aira-gateway", dependencies: [
-            "AiraServiceKit", "AiraContracts", "AiraAccounts", "AiraTokens",
+            "AiraServiceKit", "AiraContracts", "AiraAccounts", "AiraTokens", "AiraAnalysis",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "_NIOFileSystem", package: "swift-nio"),
         ], path: "Services/AiraGateway", swiftSettings: swiftSettings),
@@ -131,6 +134,9 @@ let package = Package(
         .executableTarget(name: "aira-thumbnail-worker", dependencies: ["AiraServiceKit", "AiraContracts"],
                           path: "Services/AiraThumbnailWorker", swiftSettings: swiftSettings),
 
+        .executableTarget(name: "aira-analyzer", dependencies: ["AiraServiceKit", "AiraContracts", "AiraAnalysis"],
+                          path: "Services/AiraAnalyzer", swiftSettings: swiftSettings),
+
         // A real consumer process the integration tests start, kill and scale.
         .executableTarget(name: "aira-test-worker", dependencies: ["AiraServiceKit"],
                           path: "Tests/Support/AiraTestWorker", swiftSettings: swiftSettings),
@@ -148,7 +154,7 @@ let package = Package(
                           path: "Tests/Benchmarks/AiraBenchAudit", swiftSettings: swiftSettings),
 
         .testTarget(name: "AiraUnitTests", dependencies: [
-            "AiraMessaging", "AiraLLM", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraMail",
+            "AiraMessaging", "AiraLLM", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraMail", "AiraAnalysis",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -156,7 +162,7 @@ let package = Package(
         ],
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "AiraIntegrationTests", dependencies: [
-            "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts", "AiraLLM",
+            "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts", "AiraLLM", "AiraAnalysis",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ],

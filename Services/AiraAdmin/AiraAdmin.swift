@@ -11,8 +11,8 @@ import Logging
 struct AiraAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aira-admin",
-        abstract: "Operate Aira: queue health, dead letters (inspect, replay, purge), migrations, the first admin.",
-        subcommands: [Queues.self, DLQ.self, Migrate.self, User.self, Keys.self])
+        abstract: "Operate Aira: queue health, dead letters (inspect, replay, purge), migrations, the first admin, the nightly analysis.",
+        subcommands: [Queues.self, DLQ.self, Migrate.self, User.self, Keys.self, Analysis.self])
 }
 
 /// Options every command that talks to the broker shares.

@@ -6,7 +6,6 @@ import Foundation
 import Logging
 import Metrics
 import ServiceLifecycle
-import Synchronization
 
 /// One audit event as a row of `audit_log`.
 struct AuditRow: Sendable {
@@ -50,23 +49,12 @@ final class AuditBatcher: Service, Sendable {
         var parallelWrites: Int
     }
 
-    private struct Pending {
-        var row: AuditRow
-        var done: CheckedContinuation<Void, any Error>
-    }
-
-    private struct State {
-        var pending: [Pending] = []
-        var firstAt: ContinuousClock.Instant?
-        /// Write loops waiting for rows.
-        var waiters: [CheckedContinuation<Void, Never>] = []
-        var closed = false
-    }
+    private typealias Pending = BatchQueue<AuditRow, Void>.Entry
 
     private let database: PostgresClient
     private let options: Options
     private let logger: Logger
-    private let state = Mutex(State())
+    private let queue: BatchQueue<AuditRow, Void>
     private let batchSize = Recorder(label: "aira_audit_batch_size")
     private let stored = Counter(label: "aira_audit_events_stored_total")
     private let duplicates = Counter(label: "aira_audit_events_duplicate_total")
@@ -77,26 +65,14 @@ final class AuditBatcher: Service, Sendable {
         self.database = database
         self.options = options
         self.logger = logger
+        self.queue = BatchQueue(maxBatch: options.maxBatch, maxDelay: options.maxDelay) {
+            TransientError(code: "shutting_down", "the audit writer is shutting down")
+        }
     }
 
     /// Queues `row` for the next batch and returns once it is committed (or throws: the row was
     /// refused, or the writer is shutting down).
-    func store(_ row: AuditRow) async throws {
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            let (closed, wake) = self.state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
-                if s.closed { return (true, []) }
-                if s.pending.isEmpty { s.firstAt = .now }
-                s.pending.append(Pending(row: row, done: done))
-                guard s.pending.count == 1 || s.pending.count >= self.options.maxBatch else { return (false, []) }
-                defer { s.waiters.removeAll() }
-                return (false, s.waiters)
-            }
-            if closed {
-                done.resume(throwing: TransientError(code: "shutting_down", "the audit writer is shutting down"))
-            }
-            for w in wake { w.resume() }
-        }
-    }
+    func store(_ row: AuditRow) async throws { try await self.queue.submit(row) }
 
     func run() async throws {
         await withGracefulShutdownHandler {
@@ -105,68 +81,17 @@ final class AuditBatcher: Service, Sendable {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<self.options.parallelWrites {
                     group.addTask {
-                        while let batch = await self.nextBatch() {
+                        while let batch = await self.queue.nextBatch() {
                             await self.write(batch)
                         }
                     }
                 }
             }
         } onGracefulShutdown: {
-            let wake = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
-                s.closed = true
-                defer { s.waiters.removeAll() }
-                return s.waiters
-            }
-            for w in wake { w.resume() }
+            self.queue.close()
         }
         // Whatever arrived after the last batch: handed back (the runtime retries it).
-        let left = self.state.withLock { s in defer { s.pending.removeAll() }; return s.pending }
-        for p in left { p.done.resume(throwing: TransientError(code: "shutting_down", "the audit writer stopped before writing this event")) }
-    }
-
-    /// Waits for rows, lets the batch fill up to `maxBatch` or `maxDelay`, and takes it. Nil once
-    /// closed and drained: rows queued before the close are still written.
-    private func nextBatch() async -> [Pending]? {
-        while true {
-            let (batch, firstAt, closed) = self.state.withLock { s -> ([Pending], ContinuousClock.Instant?, Bool) in
-                let full = s.pending.count >= self.options.maxBatch
-                let due = s.firstAt.map { ContinuousClock.now - $0 >= self.options.maxDelay } ?? false
-                if !s.pending.isEmpty && (full || due || s.closed) {
-                    let n = min(s.pending.count, self.options.maxBatch)
-                    let taken = Array(s.pending.prefix(n))
-                    s.pending.removeFirst(n)
-                    s.firstAt = s.pending.isEmpty ? nil : .now
-                    return (taken, nil, s.closed)
-                }
-                return ([], s.firstAt, s.closed)
-            }
-            if !batch.isEmpty { return batch }
-            if closed { return nil }
-            if let firstAt {
-                // Filling: wake when full (the doorbell) or when the oldest row is due.
-                await self.waitForDoorbell(until: firstAt + self.options.maxDelay)
-            } else {
-                await self.waitForDoorbell(until: nil)
-            }
-        }
-    }
-
-    /// Sleeps until a handler rings (first row, or a full batch), the close, or `deadline`.
-    private func waitForDoorbell(until deadline: ContinuousClock.Instant?) async {
-        guard let deadline else {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let ready = self.state.withLock { s -> Bool in
-                    if !s.pending.isEmpty || s.closed { return true }
-                    s.waiters.append(c)
-                    return false
-                }
-                if ready { c.resume() }
-            }
-            return
-        }
-        // A short bounded sleep while filling: rows keep arriving or the deadline comes soon.
-        let remaining = deadline - .now
-        if remaining > .zero { try? await Task.sleep(for: min(remaining, .milliseconds(2))) }
+        self.queue.failRemaining(TransientError(code: "shutting_down", "the audit writer stopped before writing this event"))
     }
 
     private func write(_ batch: [Pending]) async {
@@ -174,12 +99,12 @@ final class AuditBatcher: Service, Sendable {
         let start = ContinuousClock.now
         while true {
             do {
-                let inserted = try await self.insert(batch.map(\.row))
+                let inserted = try await self.insert(batch.map(\.item))
                 self.batchSize.record(batch.count)
                 self.stored.increment(by: inserted)
                 self.duplicates.increment(by: batch.count - inserted)
                 self.writeSeconds.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
-                for p in batch { p.done.resume() }
+                for p in batch { p.succeed(()) }
                 return
             } catch let error as PostgresError where !error.isRetriable && error.sqlState != nil {
                 // The database refused the content: find the rows it refuses, one by one.
@@ -202,11 +127,11 @@ final class AuditBatcher: Service, Sendable {
             var attempt = 0
             while true {
                 do {
-                    self.stored.increment(by: try await self.insert([p.row]))
-                    p.done.resume()
+                    self.stored.increment(by: try await self.insert([p.item]))
+                    p.succeed(())
                     break
                 } catch let error as PostgresError where !error.isRetriable && error.sqlState != nil {
-                    p.done.resume(throwing: PermanentError(code: "audit_row_refused", "the database refused the event: \(error)"))
+                    p.fail(PermanentError(code: "audit_row_refused", "the database refused the event: \(error)"))
                     break
                 } catch {
                     attempt += 1

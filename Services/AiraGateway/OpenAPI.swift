@@ -56,6 +56,31 @@ enum OpenAPI {
               scheme: bearer
               bearerFormat: JWT (EdDSA, 15 min)
           schemas:
+            Insights:
+              type: object
+              properties:
+                userId: {type: string, format: uuid}
+                day: {type: string, format: date, description: The analysed day (the window ends with it)}
+                windowStart: {type: string, format: date}
+                computedAt: {type: string, format: date-time}
+                events: {type: integer}
+                activeDays: {type: integer}
+                countsByType: {type: object, additionalProperties: {type: integer}}
+                countsByDay:
+                  type: array
+                  items: {type: object, properties: {day: {type: string, format: date}, events: {type: integer}}}
+                interests:
+                  type: array
+                  items: {type: object, properties: {term: {type: string}, weight: {type: number}}}
+                returnLikelihood: {type: number, nullable: true, description: Probability of activity the next day}
+                model:
+                  type: object
+                  nullable: true
+                  properties:
+                    auc: {type: number, nullable: true}
+                    logLoss: {type: number, nullable: true}
+                    trainSize: {type: integer}
+                    testSize: {type: integer}
             Error:
               type: object
               required: [error]
@@ -278,6 +303,14 @@ enum OpenAPI {
                 "200": {description: The user, content: {application/json: {schema: {$ref: "#/components/schemas/User"}}}}
                 "401": {$ref: "#/components/responses/Error"}
                 "403": {$ref: "#/components/responses/Error"}
+          /api/users/me/insights:
+            get:
+              summary: "The caller's latest insights from the nightly analysis (28 days of activity, interests, return likelihood)"
+              security: [{bearer: []}]
+              responses:
+                "200": {description: The insights, content: {application/json: {schema: {$ref: "#/components/schemas/Insights"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
           /api/admin/users/{id}/suspend:
             post:
               summary: Suspend a user (ADMIN); their sessions end

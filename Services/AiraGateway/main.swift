@@ -55,6 +55,7 @@ do {
     let videos = VideoRoutes(content: content, mediaRoot: env.string("AIRA_MEDIA_DIR", default: ".data/media"),
                              maxUploadBytes: try env.int("AIRA_MAX_UPLOAD_BYTES", default: 100 << 20, range: 1024...(16 << 30)))
     let audit = AuditRoutes(content: content)
+    let insights = InsightsRoutes(content: content)
     let limiter = RateLimiter(redis: redis, logger: logger)
     let shutdown = ShutdownFlag()
 
@@ -84,6 +85,7 @@ do {
         .post("/password", use: auth.changePassword)
     api.group("/users").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
         .get("/me", use: auth.me)
+        .get("/me/insights", use: insights.mine)
     api.group("/admin").add(middleware: Authenticate(verifier: verifier, admin: true))
         .add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.admin))
         .post("/users/:id/suspend", use: auth.setSuspended(true))

@@ -1,3 +1,5 @@
+import AiraCore
+
 /// A reader and writer for flat JSON objects — string or null values, and objects of strings —
 /// much cheaper than Foundation's JSONDecoder for contracts on hot paths (the audit writer
 /// decodes every event). Anything outside that shape throws ``Unsupported``: callers then use
@@ -42,22 +44,7 @@ public enum FlatJSON {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func appendString(_ s: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        out.append(UInt8(ascii: "\""))
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case UInt8(ascii: "\t"): out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20: out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]]
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
+    static func appendString(_ s: String, to out: inout [UInt8]) { JSONText.appendQuoted(s, to: &out) }
 
     private struct Reader {
         let bytes: UnsafeBufferPointer<UInt8>

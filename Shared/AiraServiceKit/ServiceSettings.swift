@@ -17,6 +17,9 @@ public struct ServiceSettings: Sendable {
     public var amqpURL: String
     public var redisURL: String
     public var databaseURL: String
+    /// `AIRA_DATABASE_SCHEMA`: a schema to use instead of the default `search_path` (isolated
+    /// deployments and tests).
+    public var databaseSchema: String?
     /// `AIRA_LOG_LEVEL` (trace…critical, default info) and `AIRA_LOG_FORMAT` (json or text).
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
@@ -40,6 +43,8 @@ public struct ServiceSettings: Sendable {
         self.amqpURL = environment.string("AIRA_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")
         self.redisURL = environment.string("AIRA_REDIS_URL", default: "redis://127.0.0.1:6379")
         self.databaseURL = environment.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira")
+        let schema = environment.string("AIRA_DATABASE_SCHEMA", default: "")
+        self.databaseSchema = schema.isEmpty ? nil : schema
         let level = environment.string("AIRA_LOG_LEVEL", default: "info")
         guard let parsedLevel = Logger.Level(rawValue: level) else {
             throw ConfigurationError(key: "AIRA_LOG_LEVEL", value: level, expected: "trace, debug, info, notice, warning, error or critical")
@@ -76,6 +81,7 @@ public struct ServiceSettings: Sendable {
     }
 
     public func postgresConfiguration() -> PostgresConfiguration {
-        PostgresConfiguration(url: self.databaseURL, poolSize: self.databasePoolSize, applicationName: self.name)
+        PostgresConfiguration(url: self.databaseURL, poolSize: self.databasePoolSize, searchPath: self.databaseSchema,
+                              applicationName: self.name)
     }
 }
