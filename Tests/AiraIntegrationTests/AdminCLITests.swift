@@ -11,12 +11,13 @@ struct AdminRun {
     var stderr: String
 }
 
-func aira(_ args: [String], stdin: String? = nil, without unset: [String] = []) throws -> AdminRun {
+func aira(_ args: [String], stdin: String? = nil, without unset: [String] = [], environment extra: [String: String] = [:]) throws -> AdminRun {
     let p = Process()
     p.executableURL = WorkerProcess.binDirectory.appendingPathComponent("aira-admin")
     p.arguments = args
     var env = ProcessInfo.processInfo.environment
     for key in unset { env[key] = nil }
+    env.merge(extra) { $1 }
     p.environment = env
     let out = Pipe(), err = Pipe(), input = Pipe()
     p.standardOutput = out
