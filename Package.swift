@@ -153,6 +153,10 @@ let package = Package(
         .executableTarget(name: "aira-bench-audit", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging"],
                           path: "Tests/Benchmarks/AiraBenchAudit", swiftSettings: swiftSettings),
 
+        // scripts/bench-analyzer: one nightly run over a synthetic population, 1 and 2 instances.
+        .executableTarget(name: "aira-bench-analyzer", dependencies: ["AiraAnalysis", "AiraPostgres", "AiraCore"],
+                          path: "Tests/Benchmarks/AiraBenchAnalyzer", swiftSettings: swiftSettings),
+
         .testTarget(name: "AiraUnitTests", dependencies: [
             "AiraMessaging", "AiraLLM", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraMail", "AiraAnalysis",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
