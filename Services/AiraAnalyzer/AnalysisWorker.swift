@@ -73,6 +73,7 @@ final class AnalysisBatcher: Service, Sendable {
     private let logger: Logger
     private let queue: BatchQueue<AnalysisRequest, AnalysisOutcome>
     private let contexts: RunContexts
+    private let titles: VideoTitles
     private static let analysed = Counter(label: "aira_analysis_users_total", dimensions: [("outcome", "done")])
     private static let failed = Counter(label: "aira_analysis_users_total", dimensions: [("outcome", "failed")])
     private static let stale = Counter(label: "aira_analysis_users_total", dimensions: [("outcome", "stale")])
@@ -85,6 +86,7 @@ final class AnalysisBatcher: Service, Sendable {
         self.options = options
         self.logger = logger
         self.contexts = RunContexts(database: database, maxEvents: options.maxEvents)
+        self.titles = VideoTitles(database: database)
         self.queue = BatchQueue(maxBatch: options.maxBatch, maxDelay: options.maxDelay) {
             TransientError(code: "shutting_down", "the analyzer is shutting down")
         }
@@ -158,22 +160,25 @@ final class AnalysisBatcher: Service, Sendable {
     /// The window's activity events of `users`, each with its day offset and (questions, plays) text.
     private func loadEvents(_ users: [UUID], context: RunContext) async throws -> [UUID: [UserEvent]] {
         let first = context.day - (ActivityEvents.windowDays - 1)
+        // Questions come with their text; plays with the video id (titles are looked up apart).
         let rows = try await self.database.query("""
             SELECT a.user_id, (a.occurred_at AT TIME ZONE \(context.timezone))::date - \(first.description)::date AS off, a.type,
-                   CASE WHEN a.type = \(ActivityEvents.question) THEN a.attributes->>'question' ELSE v.title END AS text
+                   CASE a.type WHEN \(ActivityEvents.question) THEN a.attributes->>'question'
+                               WHEN \(ActivityEvents.play) THEN a.attributes->>'videoId' END AS text
             FROM audit_log a
-            LEFT JOIN videos v ON a.type = \(ActivityEvents.play) AND v.id = \(unsafeRaw: Population.videoIDSQL)
             WHERE a.user_id = ANY(\(PostgresArray(users.map(\.lowercasedString)))::uuid[])
               AND a.type <> ALL(\(PostgresArray(ActivityEvents.passive))::text[])
               AND a.occurred_at >= (\(first.description)::date::timestamp AT TIME ZONE \(context.timezone))
               AND a.occurred_at < ((\(context.day.description)::date + 1)::timestamp AT TIME ZONE \(context.timezone))
             """, prepared: true).rows
+        let titles = try await self.titles.titles(rows.lazy.filter { $0.values[2] == ActivityEvents.play }.compactMap { $0.values[3] })
         var events: [UUID: [UserEvent]] = [:]
         events.reserveCapacity(users.count)
         for row in rows {
             guard let id = row.values[0].flatMap(UUID.init(uuidString:)), let off = row.values[1].flatMap({ Int($0) }),
                   let type = row.values[2] else { continue }
-            events[id, default: []].append(UserEvent(type: type, dayOffset: off, text: row.values[3]))
+            let text = type == ActivityEvents.play ? row.values[3].flatMap { titles[$0] } : row.values[3]
+            events[id, default: []].append(UserEvent(type: type, dayOffset: off, text: text))
         }
         return events
     }

@@ -24,6 +24,8 @@ final class RunCoordinator: Sendable {
         var fanOutRate: Int
         var queue: String
         var instance: String
+        /// Users the model and the vocabulary are learnt from, at most (about).
+        var sampleUsers: Int
     }
 
     let database: PostgresClient
@@ -42,7 +44,7 @@ final class RunCoordinator: Sendable {
         self.publisher = publisher
         self.options = options
         self.logger = logger
-        self.population = Population(database: database)
+        self.population = Population(database: database, titles: VideoTitles(database: database), sampleUsers: options.sampleUsers)
     }
 
     /// Stops between fan-out batches (graceful shutdown): the lock is released and another
@@ -115,8 +117,9 @@ final class RunCoordinator: Sendable {
     /// account who was active on the day), all in one commit that moves the run to fan-out.
     private func prepare(_ run: AnalysisRun, logger: Logger) async throws -> AnalysisRun? {
         let start = ContinuousClock.now
-        let model = try await self.population.fitModel(day: run.day, timezone: run.timezone, logger: logger)
-        let vocabulary = try await self.population.vocabulary(day: run.day, timezone: run.timezone)
+        let sample = try await self.population.sampleCondition()
+        let model = try await self.population.fitModel(day: run.day, timezone: run.timezone, sample: sample, logger: logger)
+        let vocabulary = try await self.population.vocabulary(day: run.day, timezone: run.timezone, sample: sample)
         let modelJSON = try model.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         let vocabularyJSON = InsightsJSON.object(vocabulary.documentFrequency)
         let day = run.day.description
@@ -147,7 +150,7 @@ final class RunCoordinator: Sendable {
         let prepared = try await AnalysisRuns(database: self.database).run(run.day)
         logger.info("run prepared", metadata: [
             "users": "\(prepared?.usersTotal ?? 0)", "population": "\(vocabulary.population)", "terms": "\(vocabulary.documentFrequency.count)",
-            "auc": "\(model?.fit.auc.map { String($0) } ?? "-")", "ms": "\((ContinuousClock.now - start).milliseconds)"])
+            "auc": "\(model?.fit.auc.map { String($0) } ?? "-")", "sample": "\(sample)", "model_samples": "\((model?.fit.trainSize ?? 0) + (model?.fit.testSize ?? 0))", "ms": "\((ContinuousClock.now - start).milliseconds)"])
         return prepared
     }
 

@@ -31,7 +31,8 @@ do {
         lockTTL: try env.duration("AIRA_ANALYZER_LOCK_TTL", default: .seconds(30)),
         fanOutBatch: try env.int("AIRA_ANALYSIS_FANOUT_BATCH", default: 500, range: 1...10_000),
         fanOutRate: try env.int("AIRA_ANALYSIS_FANOUT_RATE", default: 0, range: 0...1_000_000),
-        queue: queueName, instance: instance)
+        queue: queueName, instance: instance,
+        sampleUsers: try env.int("AIRA_ANALYSIS_SAMPLE_USERS", default: 20_000, range: 100...100_000_000))
 
     let database = PostgresClient(configuration: settings.postgresConfiguration())
     let redis = RedisClient(configuration: try settings.redisConfiguration())

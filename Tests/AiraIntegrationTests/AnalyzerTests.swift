@@ -235,6 +235,24 @@ struct AnalyzerTests {
         }
     }
 
+    @Test("with many users the model and vocabulary are learnt from a sample, and every user is still analysed")
+    func sampledPreparation() async throws {
+        try await AnalyzerFixture.with("sample", environment: ["AIRA_ANALYSIS_SAMPLE_USERS": "100"]) { f in
+            let day = Day(ordinal: Int.random(in: 20_000...30_000))
+            let users = try await f.makeUsers(300)
+            try await f.insert(plantedPopulation(users, lastDay: day, seed: 7))
+            try f.startAnalyzer("a")
+            try await AnalysisRuns(database: f.database).request(day, timezone: "UTC")
+            let run = try await f.waitForCompletion(day)
+            let model = try #require(run.model)
+            let learnt = model.fit.trainSize + model.fit.testSize
+            #expect(learnt >= 50 && learnt <= 170, "about 100 of 300 users sampled, got \(learnt)")
+            #expect(run.population <= 170, "vocabulary population \(run.population)")
+            #expect(run.succeeded == run.usersTotal && run.usersTotal > 100)
+            #expect(try await f.count("SELECT count(*) AS n FROM analysis_results WHERE return_likelihood IS NOT NULL") == run.usersTotal)
+        }
+    }
+
     @Test("a user whose analysis fails is dead-lettered with the reason and counted as failed; the run completes")
     func failingUser() async throws {
         try await AnalyzerFixture.with("fail", environment: ["AIRA_ANALYSIS_MAX_EVENTS": "25"]) { f in

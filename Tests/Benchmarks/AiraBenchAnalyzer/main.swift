@@ -87,8 +87,10 @@ func cpuTicks(pid: Int32) -> Double {
 
 func machineBusyTicks() -> Double {
     guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = stat.split(separator: "\n").first else { return 0 }
+    // user + nice + system + irq + softirq: not idle, not iowait, and not steal (time the
+    // hypervisor gave to other machines) nor guest (already in user).
     let v = line.split(separator: " ").dropFirst().compactMap { Double($0) }
-    return v.reduce(0, +) - v[3] - v[4] // minus idle and iowait
+    return v[0] + v[1] + v[2] + v[5] + v[6]
 }
 let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
@@ -101,13 +103,20 @@ for instances in instancesList {
         p.executableURL = URL(fileURLWithPath: analyzerPath)
         var environment = ProcessInfo.processInfo.environment
         environment["AIRA_HTTP_PORT"] = "\(18_600 + i)"
-        environment["AIRA_LOG_LEVEL"] = "warning"
+        environment["AIRA_LOG_LEVEL"] = env.string("BENCH_LOG_LEVEL", default: "warning")
         environment["AIRA_DATABASE_SCHEMA"] = schema
         environment["AIRA_ANALYSIS_QUEUE"] = "bench.analysis.user"
         environment["AIRA_ANALYZER_LOCK_PREFIX"] = "bench:analysis:lock:"
         environment["AIRA_ANALYZER_CATCH_UP_DAYS"] = "0"
         environment["AIRA_ANALYZER_CHECK_INTERVAL"] = "200ms"
         p.environment = environment
+        // BENCH_LOG_DIR: keep each analyzer's log (e.g. with BENCH_LOG_LEVEL=info, "run prepared" and its ms).
+        let logDir = env.string("BENCH_LOG_DIR", default: "")
+        if !logDir.isEmpty {
+            let path = "\(logDir)/analyzer-\(instances)-\(i).log"
+            FileManager.default.createFile(atPath: path, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: path)
+        }
         try p.run()
         analyzers.append(p)
     }
