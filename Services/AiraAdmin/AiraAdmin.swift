@@ -1,6 +1,7 @@
 import AiraAMQP
 import AiraCore
 import AiraMessaging
+import AiraPostgres
 import ArgumentParser
 import Foundation
 import Logging
@@ -35,6 +36,16 @@ struct BrokerOptions: ParsableArguments {
             throw CLIError("cannot reach the broker at \(config.host):\(config.port): \(error)")
         }
     }
+}
+
+/// The database client of a command: `--database-url` or `$AIRA_DATABASE_URL`, in
+/// `$AIRA_DATABASE_SCHEMA` when set (as every service reads them).
+func adminDatabase(_ url: String?) -> PostgresClient {
+    let env = EnvironmentReader()
+    let schema = env.string("AIRA_DATABASE_SCHEMA", default: "")
+    return PostgresClient(configuration: PostgresConfiguration(
+        url: url ?? env.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira"),
+        poolSize: 1, searchPath: schema.isEmpty ? nil : schema, applicationName: "aira-admin"))
 }
 
 /// A failure the CLI reports as one line on stderr, exit status 1.

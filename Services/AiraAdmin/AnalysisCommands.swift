@@ -13,11 +13,7 @@ struct Analysis: AsyncParsableCommand {
         @Option(name: .customLong("database-url"), help: "PostgreSQL URL (default: $AIRA_DATABASE_URL).") var databaseURL: String?
 
         func runs() -> (AnalysisRuns, PostgresClient) {
-            let env = EnvironmentReader()
-            let url = databaseURL ?? env.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira")
-            let schema = env.string("AIRA_DATABASE_SCHEMA", default: "")
-            let client = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 1, searchPath: schema.isEmpty ? nil : schema,
-                                                                             applicationName: "aira-admin"))
+            let client = adminDatabase(databaseURL)
             return (AnalysisRuns(database: client), client)
         }
     }

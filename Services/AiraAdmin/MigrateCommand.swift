@@ -22,8 +22,7 @@ struct Migrate: AsyncParsableCommand {
         } catch {
             throw CLIError("cannot read migrations from \(folder.path): \(error)")
         }
-        let url = databaseURL ?? env.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira")
-        let client = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 1))
+        let client = adminDatabase(databaseURL)
         var logger = Logger(label: "aira-admin")
         logger.logLevel = .warning
         do {

@@ -24,8 +24,7 @@ struct User: AsyncParsableCommand {
             let env = EnvironmentReader()
             let email: String
             do { email = try EmailAddress.normalize(self.email) } catch { throw CLIError("--email: \(error)") }
-            let url = databaseURL ?? env.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira")
-            let database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 1))
+            let database = adminDatabase(databaseURL)
             defer { Task { await database.shutdown() } }
             let store = AccountStore(database: database)
 

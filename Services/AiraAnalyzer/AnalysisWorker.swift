@@ -49,7 +49,7 @@ struct AnalysisHandler: MessageHandler {
         }
         switch outcome {
         case .done: return
-        case .stale: context.logger.info("job of an older generation of the run, ignored", metadata: ["day": "\(day)"])
+        case .stale: context.logger.debug("job of an older generation of the run, ignored", metadata: ["day": "\(day)"])
         case .failed(let reason): throw PermanentError(code: "analysis_failed", reason)
         }
     }
@@ -116,7 +116,8 @@ final class AnalysisBatcher: Service, Sendable {
         for (key, entries) in groups {
             do {
                 let outcomes = try await self.process(key, users: entries.map(\.item.userID))
-                for entry in entries { entry.succeed(outcomes[entry.item.userID] ?? .done) }
+                // Every user of the group has an outcome (process(_:users:) answers for each).
+                for entry in entries { entry.succeed(outcomes[entry.item.userID]!) }
             } catch {
                 self.logger.warning("analysis batch failed", metadata: ["day": "\(key.day)", "users": "\(entries.count)", LogKey.error: "\(error)"])
                 for entry in entries { entry.fail(TransientError(code: "analysis_unavailable", "\(error)")) }

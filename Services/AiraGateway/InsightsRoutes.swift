@@ -15,13 +15,6 @@ struct InsightsRoutes: Sendable {
         var events: Int
     }
 
-    struct ModelView: Encodable, Sendable {
-        var auc: Double?
-        var logLoss: Double?
-        var trainSize: Int
-        var testSize: Int
-    }
-
     struct InsightsView: Encodable, Sendable {
         var userId: String
         /// The analysed day; the window is the 28 days ending with it.
@@ -36,7 +29,8 @@ struct InsightsRoutes: Sendable {
         /// Probability of being active the day after `day` (null when the run had too little
         /// data to fit its model).
         var returnLikelihood: Double?
-        var model: ModelView?
+        /// How well the run's model predicted its held-out users.
+        var model: LogisticModel.FitQuality?
     }
 
     func mine(_ request: Request, context: GatewayContext) async throws -> Response {
@@ -63,7 +57,7 @@ struct InsightsRoutes: Sendable {
             events: try row.decode("events"), activeDays: try row.decode("active_days"), countsByType: try json("by_type", [String: Int].self),
             countsByDay: perDay.enumerated().map { DayCount(day: (first + $0.offset).description, events: $0.element) },
             interests: try json("interests", [Interest].self), returnLikelihood: try row.decodeOptional("return_likelihood"),
-            model: model.map { ModelView(auc: $0.fit.auc, logLoss: $0.fit.logLoss, trainSize: $0.fit.trainSize, testSize: $0.fit.testSize) })
+            model: model?.fit)
         return JSONResponse.make(.ok, view)
     }
 }

@@ -81,6 +81,8 @@ enum OpenAPI {
                     logLoss: {type: number, nullable: true}
                     trainSize: {type: integer}
                     testSize: {type: integer}
+                    baseRate: {type: number}
+                    iterations: {type: integer}
             Error:
               type: object
               required: [error]

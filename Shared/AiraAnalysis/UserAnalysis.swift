@@ -74,7 +74,7 @@ public enum InsightsJSON {
         var out = "{"
         for (i, key) in counts.keys.sorted().enumerated() {
             if i > 0 { out += "," }
-            out += Self.string(key) + ":" + String(counts[key]!)
+            out += JSONText.quoted(key) + ":" + String(counts[key]!)
         }
         return out + "}"
     }
@@ -82,7 +82,7 @@ public enum InsightsJSON {
     public static func array(_ counts: [Int]) -> String { "[" + counts.map(String.init).joined(separator: ",") + "]" }
 
     public static func interests(_ interests: [Interest]) -> String {
-        "[" + interests.map { "{\"term\":\(Self.string($0.term)),\"weight\":\(Self.number($0.weight))}" }.joined(separator: ",") + "]"
+        "[" + interests.map { "{\"term\":\(JSONText.quoted($0.term)),\"weight\":\(Self.number($0.weight))}" }.joined(separator: ",") + "]"
     }
 
     /// Rounded to 4 decimals: enough for a weight, shorter to store.
@@ -90,6 +90,4 @@ public enum InsightsJSON {
         guard x.isFinite else { return "0" }
         return String((x * 10_000).rounded() / 10_000)
     }
-
-    static func string(_ s: String) -> String { JSONText.quoted(s) }
 }

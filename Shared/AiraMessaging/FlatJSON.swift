@@ -36,15 +36,14 @@ public enum FlatJSON {
         var out: [UInt8] = [UInt8(ascii: "{")]
         for (i, key) in object.keys.sorted().enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            Self.appendString(key, to: &out)
+            JSONText.appendQuoted(key, to: &out)
             out.append(UInt8(ascii: ":"))
-            Self.appendString(object[key]!, to: &out)
+            JSONText.appendQuoted(object[key]!, to: &out)
         }
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func appendString(_ s: String, to out: inout [UInt8]) { JSONText.appendQuoted(s, to: &out) }
 
     private struct Reader {
         let bytes: UnsafeBufferPointer<UInt8>

@@ -1,4 +1,5 @@
 import AiraAnalysis
+import AiraMessaging
 import Foundation
 import Testing
 
@@ -146,11 +147,7 @@ struct SplitMix {
 
 @Suite("The analysis schedule")
 struct ScheduleTests {
-    static func at(_ text: String) -> Date { Date(timeIntervalSince1970: parseISO8601Seconds(text)) }
-    static func parseISO8601Seconds(_ text: String) -> Double {
-        let f = ISO8601DateFormatter()
-        return f.date(from: text)!.timeIntervalSince1970
-    }
+    static func at(_ text: String) -> Date { parseISO8601(text)! }
 
     @Test("the day's run is due at the trigger time of the next day, in the zone; catch-up looks back")
     func due() throws {

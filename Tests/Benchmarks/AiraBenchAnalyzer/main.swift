@@ -132,7 +132,6 @@ for instances in instancesList {
         run = current
         if run.status == .completed { break }
     }
-    let wall = (ContinuousClock.now - started)
     let cpu = (analyzers.map { cpuTicks(pid: $0.processIdentifier) }.reduce(0, +) - cpuBefore) / ticksPerSecond
     let machine = (machineBusyTicks() - machineBefore) / ticksPerSecond
     for p in analyzers { p.terminate() }
@@ -144,6 +143,5 @@ for instances in instancesList {
     let seconds = Double(ms) / 1000
     func f(_ x: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", x) }
     print("| \(instances) | \(run.usersTotal) | \(run.failed) | \(f(seconds, 1)) s | \(f(Double(run.usersTotal) / seconds)) | \(f(cpu, 1)) s | **\(f(Double(run.usersTotal) / cpu))** | \(f(machine, 1)) s | \(f(Double(run.usersTotal) / machine)) | \(f(run.model?.fit.auc ?? 0, 3)) |")
-    _ = wall
 }
 await database.shutdown()
