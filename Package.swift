@@ -79,9 +79,14 @@ let package = Package(
         // The nightly analysis: days, activity features, the return-likelihood model, TF-IDF interests, runs.
         .target(name: "AiraAnalysis", dependencies: ["AiraCore", "AiraPostgres"],
                 path: "Shared/AiraAnalysis", swiftSettings: swiftSettings),
-        // Message contracts between services: auth and GPT RPC, audit events, mail.
-        .target(name: "AiraContracts", dependencies: ["AiraMessaging", "AiraLLM"],
-                path: "Shared/AiraContracts", swiftSettings: swiftSettings),
+        // Message contracts between services: auth and GPT RPC, audit events (and the batching
+        // AuditTrail that publishes them), mail.
+        .target(name: "AiraContracts", dependencies: [
+            "AiraMessaging", "AiraLLM",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Shared/AiraContracts", swiftSettings: swiftSettings),
         // Mail: an SMTP client on SwiftNIO (STARTTLS, AUTH), MIME composition and the mail templates.
         .target(name: "AiraMail", dependencies: [
             "AiraCore", "AiraMessaging", "AiraContracts",
@@ -150,7 +155,7 @@ let package = Package(
         ], path: "Tests/Benchmarks/AiraBenchAuth", swiftSettings: swiftSettings),
 
         // scripts/bench-audit: audit events published → stored, end to end.
-        .executableTarget(name: "aira-bench-audit", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging"],
+        .executableTarget(name: "aira-bench-audit", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging", "AiraCore"],
                           path: "Tests/Benchmarks/AiraBenchAudit", swiftSettings: swiftSettings),
 
         // scripts/bench-analyzer: one nightly run over a synthetic population, 1 and 2 instances.

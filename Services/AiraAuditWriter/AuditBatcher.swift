@@ -28,19 +28,24 @@ struct AuditRow: Sendable {
 
     static func attributesJSON(_ attributes: [String: String]) -> String {
         guard !attributes.isEmpty else { return "{}" }
-        var cleaned: [String: String] = [:]
-        for (k, v) in attributes { cleaned[Self.clean(k)] = Self.clean(v) }
-        return FlatJSON.encode(cleaned)
+        var cleaned = attributes
+        if attributes.contains(where: { $0.key.utf8.contains(0) || $0.value.utf8.contains(0) }) {
+            cleaned = [:]
+            for (k, v) in attributes { cleaned[Self.clean(k)] = Self.clean(v) }
+        }
+        var out: [UInt8] = []
+        FlatJSON.append(cleaned, sorted: false, to: &out) // jsonb orders keys itself
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
-/// Collects audit rows from many handlers and writes them in batches: a batch is written when
-/// it holds `maxBatch` rows or its oldest row has waited `maxDelay`. Each handler's `store`
-/// returns only when its row is committed, so the runtime acks a message only after its batch
-/// is in the database. A database outage is retried with backoff for as long as it lasts
+/// Collects audit rows from many handlers (the events of one message each) and writes them in
+/// batches: a batch is written when it holds `maxBatch` rows or its oldest message has waited
+/// `maxDelay`. Each handler's `store` returns only when its rows are committed, so the runtime
+/// acks a message only after its batch is in the database. A database outage is retried with backoff for as long as it lasts
 /// (messages stay unacknowledged: prefetch stops the inflow, nothing is lost, nothing acked
 /// early). A row the database refuses (a data error) is isolated by writing the batch row by
-/// row, and only that message fails (→ dead letter with the database's reason).
+/// row, and only the message holding it fails (→ dead letter with the database's reason).
 final class AuditBatcher: Service, Sendable {
     struct Options: Sendable {
         var maxBatch: Int
@@ -49,12 +54,14 @@ final class AuditBatcher: Service, Sendable {
         var parallelWrites: Int
     }
 
-    private typealias Pending = BatchQueue<AuditRow, Void>.Entry
+    /// A row the database refused, and why.
+    typealias Refusal = (id: String, reason: String)
+    private typealias Pending = BatchQueue<[AuditRow], [Refusal]>.Entry
 
     private let database: PostgresClient
     private let options: Options
     private let logger: Logger
-    private let queue: BatchQueue<AuditRow, Void>
+    private let queue: BatchQueue<[AuditRow], [Refusal]>
     private let batchSize = Recorder(label: "aira_audit_batch_size")
     private let stored = Counter(label: "aira_audit_events_stored_total")
     private let duplicates = Counter(label: "aira_audit_events_duplicate_total")
@@ -65,14 +72,17 @@ final class AuditBatcher: Service, Sendable {
         self.database = database
         self.options = options
         self.logger = logger
-        self.queue = BatchQueue(maxBatch: options.maxBatch, maxDelay: options.maxDelay) {
+        self.queue = BatchQueue(maxBatch: options.maxBatch, maxDelay: options.maxDelay, weight: { $0.count }) {
             TransientError(code: "shutting_down", "the audit writer is shutting down")
         }
     }
 
-    /// Queues `row` for the next batch and returns once it is committed (or throws: the row was
-    /// refused, or the writer is shutting down).
-    func store(_ row: AuditRow) async throws { try await self.queue.submit(row) }
+    /// Queues one message's `rows` for the next batch and returns once they are committed, with
+    /// the rows the database refused (and why); throws if the writer is shutting down first.
+    func store(_ rows: [AuditRow]) async throws -> [Refusal] {
+        guard !rows.isEmpty else { return [] }
+        return try await self.queue.submit(rows)
+    }
 
     func run() async throws {
         await withGracefulShutdownHandler {
@@ -99,12 +109,13 @@ final class AuditBatcher: Service, Sendable {
         let start = ContinuousClock.now
         while true {
             do {
-                let inserted = try await self.insert(batch.map(\.item))
-                self.batchSize.record(batch.count)
+                let rows = batch.flatMap(\.item)
+                let inserted = try await self.insert(rows)
+                self.batchSize.record(rows.count)
                 self.stored.increment(by: inserted)
-                self.duplicates.increment(by: batch.count - inserted)
+                self.duplicates.increment(by: rows.count - inserted)
                 self.writeSeconds.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
-                for p in batch { p.succeed(()) }
+                for p in batch { p.succeed([]) }
                 return
             } catch let error as PostgresError where !error.isRetriable && error.sqlState != nil {
                 // The database refused the content: find the rows it refuses, one by one.
@@ -124,20 +135,23 @@ final class AuditBatcher: Service, Sendable {
 
     private func writeOneByOne(_ batch: [Pending]) async {
         for p in batch {
-            var attempt = 0
-            while true {
-                do {
-                    self.stored.increment(by: try await self.insert([p.item]))
-                    p.succeed(())
-                    break
-                } catch let error as PostgresError where !error.isRetriable && error.sqlState != nil {
-                    p.fail(PermanentError(code: "audit_row_refused", "the database refused the event: \(error)"))
-                    break
-                } catch {
-                    attempt += 1
-                    try? await Task.sleep(for: Backoff(initial: .milliseconds(200), maximum: .seconds(5)).delay(attempt: attempt))
+            var refused: [Refusal] = []
+            for row in p.item {
+                var attempt = 0
+                while true {
+                    do {
+                        self.stored.increment(by: try await self.insert([row]))
+                        break
+                    } catch let error as PostgresError where !error.isRetriable && error.sqlState != nil {
+                        refused.append((row.messageID, "\(error)"))
+                        break
+                    } catch {
+                        attempt += 1
+                        try? await Task.sleep(for: Backoff(initial: .milliseconds(200), maximum: .seconds(5)).delay(attempt: attempt))
+                    }
                 }
             }
+            p.succeed(refused)
         }
     }
 

@@ -23,6 +23,7 @@ struct AuthService: Sendable {
     /// The link in verification mail; the token is appended.
     let verifyURL: String
     let verificationLifetime: Duration
+    let trail: AuditTrail
 
     private static let auditFailures = Counter(label: "aira_auth_audit_publish_failures_total")
     private static let logins = Counter(label: "aira_auth_logins_total", dimensions: [("outcome", "ok")])
@@ -225,13 +226,13 @@ struct AuthService: Sendable {
                          refreshToken: refresh.token, user: Self.view(account))
     }
 
-    /// Audit events are published with confirms once the reply has gone (``MessageContext/afterReply(_:)``),
+    /// Audit events are recorded (batched, confirmed) once the reply has gone (``MessageContext/afterReply(_:)``),
     /// before the request is acknowledged; one that cannot be published is logged and counted
     /// (`aira_auth_audit_publish_failures_total`), and does not fail the user's action.
     private func audit(_ event: AuditEvent, _ context: MessageContext) async {
         context.afterReply {
             do {
-                try await context.publish(event, routingKey: event.routingKey)
+                try await self.trail.record(event)
             } catch {
                 Self.auditFailures.increment()
                 context.logger.error("audit event not published", metadata: ["event": "\(event.type)", LogKey.error: "\(error)"])

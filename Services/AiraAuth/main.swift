@@ -36,6 +36,12 @@ do {
         baseDelay: try env.duration("AIRA_LOGIN_BASE_DELAY", default: .seconds(1)),
         maxLock: try env.duration("AIRA_LOGIN_MAX_LOCK", default: .seconds(300)),
         window: try env.duration("AIRA_LOGIN_WINDOW", default: .seconds(900)))
+    let connection = try await ServiceHost.connectBroker(settings, logger: logger)
+    let publisher = try await MessagePublisher.open(on: connection)
+    // What auth publishes waits in its consumers' queues even before they first start.
+    try await EmailMessage.queue.declare(on: publisher.channel)
+    try await AuditEvent.queue.declare(on: publisher.channel)
+    let trail = AuditTrail(publisher: publisher, options: try AuditTrail.Options.from(env), logger: logger)
     let service = AuthService(
         accounts: AccountStore(database: database), hasher: hasher,
         issuer: try await AccessTokenIssuer(signingKey: signingKey,
@@ -44,13 +50,8 @@ do {
         throttle: LoginThrottle(redis: redis, policy: policy), redis: redis,
         timingHash: try await hasher.hash(OpaqueToken.random(prefix: "")),
         verifyURL: env.string("AIRA_VERIFY_URL", default: "http://127.0.0.1:8080/api/auth/verify?token="),
-        verificationLifetime: try env.duration("AIRA_VERIFY_TOKEN_TTL", default: .seconds(48 * 3600)))
-
-    let connection = try await ServiceHost.connectBroker(settings, logger: logger)
-    let publisher = try await MessagePublisher.open(on: connection)
-    // What auth publishes waits in its consumers' queues even before they first start.
-    try await EmailMessage.queue.declare(on: publisher.channel)
-    try await AuditEvent.queue.declare(on: publisher.channel)
+        verificationLifetime: try env.duration("AIRA_VERIFY_TOKEN_TTL", default: .seconds(48 * 3600)),
+        trail: trail)
 
     // bcrypt-bound calls: enough in flight to keep every bcrypt thread busy, no more.
     let credentialsOptions = ConsumerOptions(
@@ -67,7 +68,7 @@ do {
     logger.info("auth configured", metadata: ["bcryptCost": "\(cost)", "bcryptThreads": "\(bcryptThreads)",
                                               "signingKid": "\(signingKey.kid)"])
     try await ServiceHost.run(settings: settings, logger: logger, registry: registry, connection: connection,
-                              services: servers,
+                              publishers: [trail], services: servers,
                               readiness: [ReadinessCheck("broker") { connection.isConnected },
                                           ReadinessCheck("redis") { await redis.ping() },
                                           ReadinessCheck("postgres") { await database.ping() }])

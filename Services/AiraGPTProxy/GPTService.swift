@@ -15,6 +15,7 @@ struct GPTService: Sendable {
     let cacheVersion: String
     /// Questions per day by role (`USER`, `ADMIN`).
     let quotas: [String: Int]
+    let trail: AuditTrail
     let defaultDeadline: Duration = .seconds(60)
     let local = LocalFlights()
 
@@ -130,7 +131,7 @@ struct GPTService: Sendable {
         // After the reply: the confirm of a persistent audit event is not the caller's wait.
         context.afterReply {
             do {
-                try await context.publish(event, routingKey: event.routingKey)
+                try await self.trail.record(event)
             } catch {
                 context.logger.error("audit event not published", metadata: ["event": "gpt.asked", LogKey.error: "\(error)"])
             }

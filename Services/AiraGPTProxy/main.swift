@@ -33,23 +33,25 @@ do {
     var store = AnswerStore(redis: redis, logger: logger)
     store.cacheTTL = try env.duration("AIRA_GPT_CACHE_TTL", default: .seconds(72 * 3600))
     store.flightWait = try env.duration("AIRA_GPT_SINGLE_FLIGHT_WAIT", default: .seconds(15))
+    let connection = try await ServiceHost.connectBroker(settings, logger: logger)
+    let publisher = try await MessagePublisher.open(on: connection)
+    try await AuditEvent.queue.declare(on: publisher.channel)
+    let trail = AuditTrail(publisher: publisher, options: try AuditTrail.Options.from(env), logger: logger)
     let service = GPTService(
         upstream: Upstream(configuration: upstreamConfiguration, http: http, slots: AsyncLimiter(limit: concurrency), logger: logger),
         store: store, cacheVersion: env.string("AIRA_GPT_CACHE_VERSION", default: "1"),
         quotas: ["USER": try env.int("AIRA_GPT_QUOTA_USER", default: 100, range: 0...10_000_000),
-                 "ADMIN": try env.int("AIRA_GPT_QUOTA_ADMIN", default: 1000, range: 0...10_000_000)])
+                 "ADMIN": try env.int("AIRA_GPT_QUOTA_ADMIN", default: 1000, range: 0...10_000_000)],
+        trail: trail)
 
-    let connection = try await ServiceHost.connectBroker(settings, logger: logger)
-    let publisher = try await MessagePublisher.open(on: connection)
-    try await AuditEvent.queue.declare(on: publisher.channel)
     let server = RPCServer(spec: GPTRPC.queue, routes: service.routes, connection: connection, publisher: publisher,
                            options: settings.consumer, logger: logger)
     logger.info("gpt proxy configured", metadata: ["upstream": "\(upstreamConfiguration.baseURL)", "model": "\(upstreamConfiguration.model)"])
     // Redis is not a readiness condition: without it questions are still answered (uncached).
     try await ServiceHost.run(settings: settings, logger: logger, registry: registry, connection: connection,
-                              services: [server], readiness: [ReadinessCheck("broker") { connection.isConnected }])
+                              publishers: [trail], services: [server], readiness: [ReadinessCheck("broker") { connection.isConnected }])
     await redis.shutdown()
-    try await http.shutdown()
+    try await http.shutdown().get()
 } catch {
     exitOnStartupFailure("aira-gpt-proxy", error)
 }

@@ -11,6 +11,7 @@ import Metrics
 struct ContentContext: Sendable {
     let database: PostgresClient
     let publisher: MessagePublisher
+    let trail: AuditTrail
     private static let auditFailures = Counter(label: "aira_gateway_audit_publish_failures_total")
 
     /// Runs a statement; a database that cannot be reached is a 503, never a 500.
@@ -42,8 +43,7 @@ struct ContentContext: Sendable {
     func audit(_ type: String, user: UUID?, _ context: GatewayContext, _ attributes: [String: String]) async {
         let event = AuditEvent(type: type, userId: user, ip: context.clientIP, attributes: attributes)
         do {
-            try await self.publisher.publish(event, routingKey: event.routingKey, correlationID: context.requestID,
-                                             traceparent: context.traceparent)
+            try await self.trail.record(event)
         } catch {
             Self.auditFailures.increment()
             context.logger.error("audit event not published", metadata: ["type": "\(type)", "error": "\(error)"])

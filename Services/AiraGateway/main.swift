@@ -50,7 +50,8 @@ do {
     // What the gateway publishes waits in its consumers' queues even before they first start.
     try await AuditEvent.queue.declare(on: publisher.channel)
     try await ThumbnailJob.queue.declare(on: publisher.channel)
-    let content = ContentContext(database: database, publisher: publisher)
+    let trail = AuditTrail(publisher: publisher, options: try AuditTrail.Options.from(env), logger: logger)
+    let content = ContentContext(database: database, publisher: publisher, trail: trail)
     let playlists = PlaylistRoutes(content: content, bodyLimit: bodyLimit)
     let videos = VideoRoutes(content: content, mediaRoot: env.string("AIRA_MEDIA_DIR", default: ".data/media"),
                              maxUploadBytes: try env.int("AIRA_MAX_UPLOAD_BYTES", default: 100 << 20, range: 1024...(16 << 30)))
@@ -134,7 +135,8 @@ do {
                               logger.info("gateway listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
                           },
                           logger: logger)
-    try await ServiceHost.run(logger: logger, connection: connection, http: app, services: [presence], shutdown: shutdown)
+    try await ServiceHost.run(logger: logger, connection: connection, publishers: [trail], http: app, services: [presence],
+                              shutdown: shutdown)
     await redis.shutdown()
     await database.shutdown()
 } catch {

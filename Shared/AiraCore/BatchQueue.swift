@@ -1,8 +1,9 @@
 import Synchronization
 
 /// Items submitted one at a time by many tasks, taken in batches by a few: a batch is ready when
-/// it holds `maxBatch` items or its oldest item has waited `maxDelay`. Each submitter waits for
-/// the result of its own item, so a message handler can return only once its batch is written.
+/// it weighs `maxBatch` (by default each item weighs 1; an item can stand for many rows, e.g. the
+/// events of one message) or its oldest item has waited `maxDelay`. Each submitter waits for the
+/// result of its own item, so a message handler can return only once its batch is written.
 public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     /// One submitted item and the way to answer its submitter (exactly once).
     public struct Entry: Sendable {
@@ -13,7 +14,11 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     }
 
     private struct State {
+        /// Queued entries from `head` on (taken ones before it are dropped now and then, not per batch).
         var pending: [Entry] = []
+        var head = 0
+        var weight = 0
+        var count: Int { self.pending.count - self.head }
         var firstAt: ContinuousClock.Instant?
         /// Takers waiting for items.
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -22,24 +27,30 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
 
     public let maxBatch: Int
     public let maxDelay: Duration
+    private let weight: @Sendable (Item) -> Int
     private let closedError: @Sendable () -> any Error
     private let state = Mutex(State())
 
-    /// `closedError` is what a submission after `close()` fails with.
-    public init(maxBatch: Int, maxDelay: Duration, closedError: @escaping @Sendable () -> any Error) {
+    /// `weight` is how much of `maxBatch` an item takes (at least 1; one heavier than `maxBatch`
+    /// makes a batch of its own). `closedError` is what a submission after `close()` fails with.
+    public init(maxBatch: Int, maxDelay: Duration, weight: @escaping @Sendable (Item) -> Int = { _ in 1 },
+                closedError: @escaping @Sendable () -> any Error) {
         self.maxBatch = max(1, maxBatch)
         self.maxDelay = maxDelay
+        self.weight = weight
         self.closedError = closedError
     }
 
     /// Queues `item` and waits for its batch's answer.
     public func submit(_ item: Item) async throws -> Output {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Output, any Error>) in
+            let weight = max(1, self.weight(item))
             let (closed, wake) = self.state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
                 if s.closed { return (true, []) }
-                if s.pending.isEmpty { s.firstAt = .now }
+                if s.count == 0 { s.firstAt = .now }
                 s.pending.append(Entry(item: item, done: done))
-                guard s.pending.count == 1 || s.pending.count >= self.maxBatch else { return (false, []) }
+                s.weight += weight
+                guard s.count == 1 || s.weight >= self.maxBatch else { return (false, []) }
                 defer { s.waiters.removeAll() }
                 return (false, s.waiters)
             }
@@ -61,7 +72,10 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
 
     /// Fails whatever is still queued (after the takers have stopped).
     public func failRemaining(_ error: any Error) {
-        let left = self.state.withLock { s in defer { s.pending.removeAll() }; return s.pending }
+        let left = self.state.withLock { s in
+            defer { s.pending.removeAll(); s.head = 0; s.weight = 0 }
+            return s.pending[s.head...]
+        }
         for entry in left { entry.fail(error) }
     }
 
@@ -70,14 +84,26 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     public func nextBatch() async -> [Entry]? {
         while true {
             let (batch, firstAt, closed) = self.state.withLock { s -> ([Entry], ContinuousClock.Instant?, Bool) in
-                let full = s.pending.count >= self.maxBatch
+                let full = s.weight >= self.maxBatch
                 let due = s.firstAt.map { ContinuousClock.now - $0 >= self.maxDelay } ?? false
-                if !s.pending.isEmpty && (full || due || s.closed) {
-                    let n = min(s.pending.count, self.maxBatch)
-                    let taken = Array(s.pending.prefix(n))
-                    s.pending.removeFirst(n)
-                    s.firstAt = s.pending.isEmpty ? nil : .now
-                    return (taken, nil, s.closed)
+                if s.count > 0 && (full || due || s.closed) {
+                    var end = s.head, taken = 0
+                    repeat {
+                        taken += max(1, self.weight(s.pending[end].item))
+                        end += 1
+                    } while end < s.pending.count && taken + max(1, self.weight(s.pending[end].item)) <= self.maxBatch
+                    let batch = Array(s.pending[s.head..<end])
+                    s.head = end
+                    s.weight -= taken
+                    if s.count == 0 {
+                        s.pending.removeAll(keepingCapacity: true)
+                        s.head = 0
+                    } else if s.head >= 4096 && s.head * 2 >= s.pending.count {
+                        s.pending.removeFirst(s.head)
+                        s.head = 0
+                    }
+                    s.firstAt = s.count == 0 ? nil : .now
+                    return (batch, nil, s.closed)
                 }
                 return ([], s.firstAt, s.closed)
             }
@@ -90,7 +116,7 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
             } else {
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let ready = self.state.withLock { s -> Bool in
-                        if !s.pending.isEmpty || s.closed { return true }
+                        if s.count > 0 || s.closed { return true }
                         s.waiters.append(c)
                         return false
                     }

@@ -17,33 +17,74 @@ public enum FlatJSON {
     public static func parse(_ bytes: [UInt8]) throws -> [String: Value] {
         try bytes.withUnsafeBufferPointer { buffer in
             var reader = Reader(bytes: buffer)
-            let members: [String: Value] = try reader.object { (reader: inout Reader) throws -> Value in
-                switch reader.peek() {
-                case UInt8(ascii: "\""): return .string(try reader.string())
-                case UInt8(ascii: "n"): try reader.literal("null"); return .null
-                case UInt8(ascii: "{"): return .object(try reader.object { (r: inout Reader) throws -> String in try r.string() })
-                default: throw Unsupported()
-                }
-            }
+            let members = try reader.object(Self.value)
             reader.skipWhitespace()
             guard reader.index == buffer.count else { throw Unsupported() }
             return members
         }
     }
 
+    /// A top-level array of flat objects (a batch of events), each as its members in order (no
+    /// dictionary per object: a batch has hundreds; a duplicate key is still refused).
+    public static func parseList(_ bytes: [UInt8]) throws -> [[(key: String, value: Value)]] {
+        try bytes.withUnsafeBufferPointer { buffer in
+            var reader = Reader(bytes: buffer)
+            var list: [[(key: String, value: Value)]] = []
+            try reader.expect(UInt8(ascii: "["))
+            if reader.peek() == UInt8(ascii: "]") {
+                reader.index += 1
+            } else {
+                while true {
+                    list.append(try reader.members(Self.value))
+                    switch reader.peek() {
+                    case UInt8(ascii: ","): reader.index += 1; continue
+                    case UInt8(ascii: "]"): reader.index += 1
+                    default: throw Unsupported()
+                    }
+                    break
+                }
+            }
+            reader.skipWhitespace()
+            guard reader.index == buffer.count else { throw Unsupported() }
+            return list
+        }
+    }
+
+    private static func value(_ reader: inout Reader) throws -> Value {
+        switch reader.peek() {
+        case UInt8(ascii: "\""): return .string(try reader.string())
+        case UInt8(ascii: "n"): try reader.literal("null"); return .null
+        case UInt8(ascii: "{"): return .object(try reader.object { (r: inout Reader) throws -> String in try r.string() })
+        default: throw Unsupported()
+        }
+    }
+
     /// `{"k":"v",…}` with JSON string escaping (keys sorted, so equal objects encode equally).
     public static func encode(_ object: [String: String]) -> String {
-        var out: [UInt8] = [UInt8(ascii: "{")]
-        for (i, key) in object.keys.sorted().enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            JSONText.appendQuoted(key, to: &out)
-            out.append(UInt8(ascii: ":"))
-            JSONText.appendQuoted(object[key]!, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
+        var out: [UInt8] = []
+        Self.append(object, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Appends `object` as ``encode(_:)`` writes it; `sorted: false` skips ordering the keys
+    /// (for readers that do not care, such as PostgreSQL's jsonb).
+    public static func append(_ object: [String: String], sorted: Bool = true, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func member(_ key: String, _ value: String) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            JSONText.appendQuoted(key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONText.appendQuoted(value, to: &out)
+        }
+        if sorted {
+            for key in object.keys.sorted() { member(key, object[key]!) }
+        } else {
+            for (key, value) in object { member(key, value) }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
 
     private struct Reader {
         let bytes: UnsafeBufferPointer<UInt8>
@@ -80,6 +121,25 @@ public enum FlatJSON {
                 let key = try string()
                 try expect(UInt8(ascii: ":"))
                 guard result.updateValue(try value(&self), forKey: key) == nil else { throw Unsupported() } // duplicate key
+                switch peek() {
+                case UInt8(ascii: ","): index += 1
+                case UInt8(ascii: "}"): index += 1; return result
+                default: throw Unsupported()
+                }
+            }
+        }
+
+        /// An object's members in order; a duplicate key is refused as in ``object(_:)``.
+        mutating func members<V>(_ value: (inout Reader) throws -> V) throws -> [(key: String, value: V)] {
+            try expect(UInt8(ascii: "{"))
+            var result: [(key: String, value: V)] = []
+            result.reserveCapacity(8)
+            if peek() == UInt8(ascii: "}") { index += 1; return result }
+            while true {
+                let key = try string()
+                try expect(UInt8(ascii: ":"))
+                guard !result.contains(where: { $0.key == key }) else { throw Unsupported() }
+                result.append((key, try value(&self)))
                 switch peek() {
                 case UInt8(ascii: ","): index += 1
                 case UInt8(ascii: "}"): index += 1; return result
@@ -154,6 +214,8 @@ public enum FlatJSON {
         }
 
         static func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) throws -> String {
+            // ASCII (nearly every id, type and address) is valid as it is.
+            if !bytes.contains(where: { $0 >= 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
             guard let s = String(validating: bytes, as: UTF8.self) else { throw Unsupported() }
             return s
         }

@@ -5,14 +5,26 @@ import Foundation
 /// `audit.event.v1`. A breaking change gets a new type name, never an edit of the old one.
 public protocol MessageContract: Codable, Sendable {
     static var messageType: String { get }
+    /// Every message type a consumer of this contract takes: its own, and older or smaller
+    /// shapes it can be built from (an audit batch also takes a single audit event). The default
+    /// is just ``messageType``.
+    static var acceptedMessageTypes: [String] { get }
     /// Decodes a body. The default is ``MessageCoding/decode(_:from:)``; a contract on a hot
     /// path may read its JSON faster (see ``FlatJSON``) as long as it falls back to the default
     /// for anything it does not handle, so results and errors stay the same.
     static func decode(from body: [UInt8]) throws -> Self
+    /// Decodes a body of one of ``acceptedMessageTypes``. The default handles ``messageType``.
+    static func decode(type: String, from body: [UInt8]) throws -> Self
+    /// The body. The default is ``MessageCoding/encode(_:)``; a contract published at high rates
+    /// may write its JSON directly, as long as ``decode(from:)`` reads it back the same.
+    func encoded() throws -> [UInt8]
 }
 
 extension MessageContract {
+    public static var acceptedMessageTypes: [String] { [Self.messageType] }
     public static func decode(from body: [UInt8]) throws -> Self { try MessageCoding.decode(Self.self, from: body) }
+    public static func decode(type: String, from body: [UInt8]) throws -> Self { try Self.decode(from: body) }
+    public func encoded() throws -> [UInt8] { try MessageCoding.encode(self) }
 }
 
 /// JSON as every Aira message uses it: ISO 8601 dates with fractional seconds.

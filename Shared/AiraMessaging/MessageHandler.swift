@@ -96,10 +96,11 @@ enum Admission<Payload> {
 }
 
 extension Admission where Payload: MessageContract {
-    /// For a queue that serves exactly one contract.
+    /// For a queue that serves one contract (in any of the message types it accepts).
     static func check(_ message: InboundMessage, spec: QueueSpec) -> Admission {
-        self.check(message, spec: spec, expected: "'\(Payload.messageType)'") { type in
-            type == Payload.messageType ? { try Payload.decode(from: $0) } : nil
+        let accepted = Payload.acceptedMessageTypes
+        return self.check(message, spec: spec, expected: accepted.map { "'\($0)'" }.joined(separator: ", ")) { type in
+            accepted.contains(type) ? { try Payload.decode(type: type, from: $0) } : nil
         }
     }
 }

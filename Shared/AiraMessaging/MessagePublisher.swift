@@ -29,7 +29,7 @@ public struct MessagePublisher: Sendable {
         let properties = Self.properties(type: M.messageType, messageID: id, correlationID: correlationID,
                                          traceparent: traceparent, headers: headers)
         try await self.publishRaw(exchange: AiraExchange.name, routingKey: routingKey,
-                                  body: try MessageCoding.encode(message), properties: properties)
+                                  body: try message.encoded(), properties: properties)
         return id
     }
 

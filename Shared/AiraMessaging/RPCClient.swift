@@ -41,7 +41,7 @@ public final class RPCClient: Sendable {
         let callID = MessageID.random()
         let finalProperties = Self.requestProperties(Request.self, callID: callID, timeout: timeout, requestID: requestID,
                                                      traceparent: traceparent)
-        let body = try MessageCoding.encode(request)
+        let body = try request.encoded()
 
         let reply: AMQPDelivery
         do {
@@ -83,7 +83,7 @@ public final class RPCClient: Sendable {
         let (events, continuation) = AsyncThrowingStream<RPCStreamEvent<Partial, Response>, any Error>.makeStream()
         let callID = MessageID.random()
         let body: [UInt8]
-        do { body = try MessageCoding.encode(request) } catch {
+        do { body = try request.encoded() } catch {
             continuation.finish(throwing: error)
             return events
         }

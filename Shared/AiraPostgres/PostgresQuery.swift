@@ -13,7 +13,7 @@ extension Int32: PostgresBindable { public var postgresText: String { String(sel
 extension Int64: PostgresBindable { public var postgresText: String { String(self) } }
 extension Double: PostgresBindable { public var postgresText: String { String(self) } }
 extension Bool: PostgresBindable { public var postgresText: String { self ? "true" : "false" } }
-extension UUID: PostgresBindable { public var postgresText: String { self.uuidString.lowercased() } }
+extension UUID: PostgresBindable { public var postgresText: String { self.lowercasedString } }
 extension Date: PostgresBindable {
     public var postgresText: String {
         iso8601(self)
@@ -99,13 +99,17 @@ public struct PostgresArray: PostgresBindable {
         for (i, value) in values.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             guard let value else {
-                out += Array("NULL".utf8)
+                out.append(contentsOf: "NULL".utf8)
                 continue
             }
             out.append(UInt8(ascii: "\""))
-            for byte in value.utf8 {
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
-                out.append(byte)
+            if value.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                for byte in value.utf8 {
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                    out.append(byte)
+                }
+            } else {
+                out.append(contentsOf: value.utf8)
             }
             out.append(UInt8(ascii: "\""))
         }

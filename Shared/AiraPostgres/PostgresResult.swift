@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 
 /// What a query returned: rows (text values) and the affected row count.
@@ -61,7 +62,7 @@ extension Bool: PostgresDecodable {
         }
     }
 }
-extension UUID: PostgresDecodable { public init?(postgresText: String) { self.init(uuidString: postgresText) } }
+extension UUID: PostgresDecodable { public init?(postgresText: String) { self.init(text: postgresText) } }
 extension Date: PostgresDecodable {
     /// timestamptz as the server prints it with `DateStyle = ISO` (connections use UTC):
     /// `2026-11-21 18:05:41.123456+00`.

@@ -59,8 +59,8 @@ public enum ServiceHost {
     /// an HTTP API of their own) until SIGTERM/SIGINT. `connection` is shut down last, after the
     /// consumers have drained.
     public static func run(settings: ServiceSettings, logger: Logger, registry: PrometheusCollectorRegistry,
-                           connection: AMQPConnection?, services: [any Service], readiness: [ReadinessCheck],
-                           shutdown: ShutdownFlag = ShutdownFlag()) async throws {
+                           connection: AMQPConnection?, publishers: [any Service] = [], services: [any Service],
+                           readiness: [ReadinessCheck], shutdown: ShutdownFlag = ShutdownFlag()) async throws {
         let router = Router()
         ObservabilityRoutes.add(to: router, registry: registry, checks: readiness, shutdown: shutdown)
         let app = Application(router: router,
@@ -71,16 +71,19 @@ public enum ServiceHost {
                                               metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
                               },
                               logger: logger)
-        try await Self.run(logger: logger, connection: connection, http: app, services: services, shutdown: shutdown)
+        try await Self.run(logger: logger, connection: connection, publishers: publishers, http: app, services: services,
+                           shutdown: shutdown)
     }
 
     /// The same with a ready-made HTTP application (the gateway's).
-    public static func run(logger: Logger, connection: AMQPConnection?, http: some Service, services: [any Service],
-                           shutdown: ShutdownFlag) async throws {
+    /// `publishers` (an ``AuditTrail``) are what HTTP handlers and consumers publish through.
+    public static func run(logger: Logger, connection: AMQPConnection?, publishers: [any Service] = [], http: some Service,
+                           services: [any Service], shutdown: ShutdownFlag) async throws {
         // ServiceGroup stops services in reverse order: readiness flips first, then consumers
-        // drain, then HTTP stops, then the broker connection closes.
+        // drain, then HTTP stops, then the publishers flush, then the broker connection closes.
         var all: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let connection { all.append(.init(service: connection)) }
+        all += publishers.map { .init(service: $0) }
         all.append(.init(service: http))
         all += services.map { .init(service: $0) }
         all.append(.init(service: shutdown))

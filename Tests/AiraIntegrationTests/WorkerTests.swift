@@ -218,17 +218,63 @@ struct AuditWriterTests {
         return (try row?.decode("n") ?? 0, try row?.decode("d") ?? 0)
     }
 
-    @Test("every event is stored once: duplicates and a writer killed mid-batch (redelivery) change nothing")
+    /// Publishes one message for the writer (bytes of `type`, as they are); returns its message id.
+    @discardableResult
+    static func publish(body: [UInt8], type: String) async throws -> String {
+        let connection = try await TestServers.connect()
+        defer { Task { await connection.close() } }
+        let publisher = try await MessagePublisher.open(on: connection)
+        try await AuditEvent.queue.declare(on: publisher.channel)
+        let id = MessageID.random()
+        try await publisher.publishRaw(exchange: AiraExchange.name, routingKey: AuditBatch.routingKey, body: body,
+                                       properties: MessagePublisher.properties(type: type, messageID: id, correlationID: nil,
+                                                                              traceparent: nil))
+        return id
+    }
+
+    @discardableResult
+    static func publish(batch: AuditBatch) async throws -> String {
+        try await Self.publish(body: batch.encoded(), type: AuditBatch.messageType)
+    }
+
+    /// Records `events` through an AuditTrail from 500 concurrent callers, as services do; returns
+    /// how many messages that added to the writer's queue.
+    static func record(_ events: [AuditEvent]) async throws -> Int {
+        let connection = try await TestServers.connect()
+        defer { Task { await connection.close() } }
+        let publisher = try await MessagePublisher.open(on: connection)
+        try await AuditEvent.queue.declare(on: publisher.channel)
+        let before = try await publisher.channel.inspectQueue(AuditEvent.queue.name).messageCount
+        let trail = AuditTrail(publisher: publisher, logger: TestServers.logger)
+        let running = Task { try await trail.run() }
+        defer { running.cancel() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for start in 0..<500 {
+                group.addTask { for i in stride(from: start, to: events.count, by: 500) { try await trail.record(events[i]) } }
+            }
+            try await group.waitForAll()
+        }
+        return Int(try await publisher.channel.inspectQueue(AuditEvent.queue.name).messageCount) - Int(before)
+    }
+
+    @Test("every event is stored once, batched or single: duplicates and a writer killed mid-batch (redelivery) change nothing")
     func storedOnce() async throws {
         try await ServiceStack.migrate()
         let type = "test_\(UUID().uuidString.prefix(8).lowercased())"
         let user = UUID()
         let events = (0..<20_000).map { i in
-            (id: "\(type)-\(i)", event: AuditEvent(type: type, userId: user, ip: "10.0.0.1", attributes: ["n": "\(i)", "quote": "it's \"fine\"\t\\"]))
+            (id: "\(type)-\(i)", event: AuditEvent(id: "\(type)-\(i)", type: type, userId: user, ip: "10.0.0.1",
+                                                   attributes: ["n": "\(i)", "quote": "it's \"fine\"\t\\"]))
         }
-        // Every event once, then a third of them again with the same message ids (a replay).
-        try await Self.publish(events)
-        try await Self.publish(Array(events.prefix(5000)))
+        // Even events as single messages (keyed by message id), odd ones through an AuditTrail
+        // (batches, keyed by event id); then a quarter of each again with the same ids (a replay).
+        let single = events.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+        let batched = events.enumerated().filter { $0.offset % 2 == 1 }.map(\.element.event)
+        try await Self.publish(single)
+        let messages = try await Self.record(batched)
+        #expect(messages > 0 && messages <= batched.count / 10, "10,000 events recorded by 500 callers went out in \(messages) messages")
+        try await Self.publish(Array(single.prefix(2500)))
+        try await Self.publish(batch: AuditBatch(events: Array(batched.prefix(2500))))
 
         let first = try WorkerProcess(executable: "aira-audit-writer", name: "audit-a", environment: ["AIRA_AUDIT_BATCH_SIZE": "200"])
         let started = await eventually(timeout: .seconds(30), every: .milliseconds(5)) { ((try? await Self.stored(type: type).rows) ?? 0) > 0 }
@@ -254,6 +300,29 @@ struct AuditWriterTests {
         #expect(try sample?.decode("n", as: String.self) == "17")
         second.terminate()
         #expect(await second.waitForExit(timeout: .seconds(15)) == 0, "graceful stop")
+    }
+
+    @Test("a batch with a bad event stores the others and dead-letters naming it; a batch without ids dead-letters")
+    func badBatches() async throws {
+        try await ServiceStack.migrate()
+        let writer = try WorkerProcess(executable: "aira-audit-writer", name: "audit-d")
+        defer { writer.terminate() }
+        let type = "test_\(UUID().uuidString.prefix(8).lowercased())"
+        let good = (0..<3).map { AuditEvent(id: "\(type)-\($0)", type: type, userId: nil) }
+        let bad = AuditEvent(id: "\(type)-bad", type: "", userId: nil)
+        let mixed = try await Self.publish(batch: AuditBatch(events: [good[0], bad, good[1], good[2]]))
+        let letter = try #require(try await takeDeadLetter(from: "audit.events.dlq") { $0.messageID == mixed }, "\(writer.log.suffix(2000))")
+        #expect(letter.errorType == "invalid_event")
+        #expect(letter.error?.contains("\(type)-bad") == true, "\(letter.error ?? "")")
+        #expect(try await Self.stored(type: type).rows == 3)
+
+        // No ids: nothing to store the events by.
+        let anonymous = Array(#"[{"type":"\#(type)","at":"2026-11-22T00:00:00Z","attributes":{}}]"#.utf8)
+        let id = try await Self.publish(body: anonymous, type: AuditBatch.messageType)
+        let anon = try #require(try await takeDeadLetter(from: "audit.events.dlq") { $0.messageID == id }, "\(writer.log.suffix(2000))")
+        #expect(anon.errorType == "decoding_failed")
+        #expect(anon.error?.contains("has no id") == true, "\(anon.error ?? "")")
+        #expect(try await Self.stored(type: type).rows == 3)
     }
 
     @Test("an event that is not an audit event dead-letters with the reason")

@@ -128,6 +128,29 @@ struct SmallFormatTests {
         #expect([UInt8]().hexString == "")
     }
 
+    @Test("UUID text both ways agrees with Foundation; malformed text is refused")
+    func uuids() {
+        for _ in 0..<200 {
+            let id = UUID()
+            #expect(id.lowercasedString == id.uuidString.lowercased())
+            #expect(UUID(text: id.uuidString) == id && UUID(text: id.lowercasedString) == id)
+        }
+        for bad in ["", "not-a-uuid", "0123456789abcdef0123456789abcdef0123", "01234567-89ab-cdef-0123-456789abcdeg",
+                    "01234567+89ab-cdef-0123-456789abcdef", "01234567-89ab-cdef-0123-456789abcdef0", "é1234567-89ab-cdef-0123-456789abcde"] {
+            #expect(UUID(text: bad) == nil, "\(bad)")
+            #expect(UUID(uuidString: bad) == nil, "Foundation agrees on \(bad)")
+        }
+    }
+
+    @Test("JSON string quoting: plain strings copied, escapes as JSON requires; Foundation reads them back")
+    func quoting() throws {
+        for s in ["plain", "", "say \"hi\"", "a\\b", "tab\tnew\nline\r", "\u{1}\u{1f}", "Grüße ✨"] {
+            let quoted = JSONText.quoted(s)
+            #expect(try JSONDecoder().decode(String.self, from: Data(quoted.utf8)) == s, "\(quoted)")
+        }
+        #expect(JSONText.quoted("\u{1}") == #""\u0001""#)
+    }
+
     @Test("UTC day stamps agree with Calendar, leap years and centuries included")
     func dayStamps() {
         var calendar = Calendar(identifier: .gregorian)
@@ -137,5 +160,63 @@ struct SmallFormatTests {
             let expected = String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
             #expect(utcDayStamp(daysSinceEpoch: day) == expected, "day \(day)")
         }
+    }
+}
+
+@Suite("Batch queue")
+struct BatchQueueTests {
+    @Test("weighted items: a batch holds at most maxBatch of weight, in order; a heavy item goes alone")
+    func weighted() async throws {
+        let queue = BatchQueue<[Int], Int>(maxBatch: 10, maxDelay: .milliseconds(1), weight: { $0.count }) { CancellationError() }
+        let sizes = [3, 4, 5, 12, 1, 1, 2]
+        let taker = Task { () -> [[Int]] in
+            var seen: [[Int]] = []
+            while seen.flatMap({ $0 }).count < sizes.count, let batch = await queue.nextBatch() {
+                seen.append(batch.map { $0.item.count })
+                for entry in batch { entry.succeed(entry.item.count) }
+            }
+            return seen
+        }
+        // Queued in order before the taker looks (each submitter waits for its own answer).
+        let answers = try await withThrowingTaskGroup(of: Int.self) { group in
+            for (i, size) in sizes.enumerated() {
+                group.addTask { try await queue.submit(Array(repeating: i, count: size)) }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(answers.sorted() == sizes.sorted())
+        let batches = await taker.value
+        #expect(batches.allSatisfy { $0.reduce(0, +) <= 10 || $0.count == 1 }, "\(batches)")
+        #expect(batches.flatMap { $0 } == sizes, "order kept: \(batches)")
+        queue.close()
+        #expect(await queue.nextBatch() == nil)
+    }
+
+    @Test("many unit items: every submitter answered once, batches of at most maxBatch")
+    func many() async throws {
+        let queue = BatchQueue<Int, Int>(maxBatch: 100, maxDelay: .milliseconds(2)) { CancellationError() }
+        let largest = SharedInt()
+        let takers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<2 {
+                    group.addTask {
+                        while let batch = await queue.nextBatch() {
+                            largest.raise(to: batch.count)
+                            for entry in batch { entry.succeed(entry.item * 2) }
+                        }
+                    }
+                }
+            }
+        }
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<10_000 { group.addTask { try await queue.submit(i) } }
+            return try await group.reduce(0, +)
+        }
+        #expect(total == 2 * (0..<10_000).reduce(0, +))
+        #expect(largest.current <= 100 && largest.current > 1)
+        queue.close()
+        await takers.value
+        await #expect(throws: CancellationError.self) { try await queue.submit(1) }
     }
 }

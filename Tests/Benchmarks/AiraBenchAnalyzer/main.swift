@@ -78,21 +78,6 @@ if have != users {
     print("seeded \(events) audit events in \((ContinuousClock.now - seedStart).milliseconds / 1000) s")
 }
 
-func cpuTicks(pid: Int32) -> Double {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return 0 }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    return (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0) // utime + stime
-}
-
-func machineBusyTicks() -> Double {
-    guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = stat.split(separator: "\n").first else { return 0 }
-    // user + nice + system + irq + softirq: not idle, not iowait, and not steal (time the
-    // hypervisor gave to other machines) nor guest (already in user).
-    let v = line.split(separator: " ").dropFirst().compactMap { Double($0) }
-    return v[0] + v[1] + v[2] + v[5] + v[6]
-}
-let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
 for instances in instancesList {
     let runs = AnalysisRuns(database: database)
@@ -121,8 +106,8 @@ for instances in instancesList {
         analyzers.append(p)
     }
     try await Task.sleep(for: .seconds(2)) // connected and consuming
-    let cpuBefore = analyzers.map { cpuTicks(pid: $0.processIdentifier) }.reduce(0, +)
-    let machineBefore = machineBusyTicks()
+    let cpuBefore = analyzers.map { CPUTime.process($0.processIdentifier) }.reduce(0, +)
+    let machineBefore = CPUTime.machine()
     let started = ContinuousClock.now
     let requested = try await runs.request(day, timezone: "UTC", trigger: "manual")
     var run = requested
@@ -132,8 +117,8 @@ for instances in instancesList {
         run = current
         if run.status == .completed { break }
     }
-    let cpu = (analyzers.map { cpuTicks(pid: $0.processIdentifier) }.reduce(0, +) - cpuBefore) / ticksPerSecond
-    let machine = (machineBusyTicks() - machineBefore) / ticksPerSecond
+    let cpu = analyzers.map { CPUTime.process($0.processIdentifier) }.reduce(0, +) - cpuBefore
+    let machine = (CPUTime.machine() - machineBefore).busy
     for p in analyzers { p.terminate() }
     for p in analyzers { while p.isRunning { try await Task.sleep(for: .milliseconds(50)) } }
     guard run.status == .completed, run.generation == requested.generation, let ms = run.durationMs else {
