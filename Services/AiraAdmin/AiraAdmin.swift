@@ -45,7 +45,9 @@ func adminDatabase(_ url: String?) -> PostgresClient {
     let schema = env.string("AIRA_DATABASE_SCHEMA", default: "")
     return PostgresClient(configuration: PostgresConfiguration(
         url: url ?? env.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira"),
-        poolSize: 1, searchPath: schema.isEmpty ? nil : schema, applicationName: "aira-admin"))
+        poolSize: 1,
+        // An operator's command waits longer for a busy server than a service that must fail fast.
+        connectTimeoutSeconds: 10, searchPath: schema.isEmpty ? nil : schema, applicationName: "aira-admin"))
 }
 
 /// A failure the CLI reports as one line on stderr, exit status 1.

@@ -158,11 +158,12 @@ struct ContentTests {
                 #expect(thumb.status == 200)
                 #expect(thumb.headers.first(name: "Content-Type") == "image/jpeg")
                 #expect(Self.jpegSize(thumb.body)?.width == 320, "thumbnail size \(String(describing: Self.jpegSize(thumb.body)))")
-                // Written once, to its fixed path, with no temporary files left behind.
-                let dir = try FileManager.default.contentsOfDirectory(atPath: media.appendingPathComponent("thumbnails").path)
-                #expect(dir.filter { $0.hasPrefix(".") }.isEmpty)
-                #expect(dir.contains("\(id).jpg"))
             }
+            // Once both are ready (not while the other is still being made): each written once, to
+            // its fixed path, with no temporary files left behind.
+            let dir = try FileManager.default.contentsOfDirectory(atPath: media.appendingPathComponent("thumbnails").path)
+            #expect(dir.filter { $0.hasPrefix(".") }.isEmpty, "\(dir)")
+            for id in ids { #expect(dir.contains("\(id).jpg"), "\(dir)") }
 
             // Plays (anyone) and likes (idempotent).
             #expect(try await stack.call("POST", "/api/videos/\(ids[0])/play").json["plays"] as? Int == 1)
