@@ -52,6 +52,9 @@ final class AuditBatcher: Service, Sendable {
         var maxDelay: Duration
         /// Batches written at once (each on its own database connection).
         var parallelWrites: Int
+        /// Messages that can wait at once (the consumer's concurrency): when all of them wait, the
+        /// batch is written without waiting `maxDelay` (a backlog of single-event messages).
+        var maxMessages: Int
     }
 
     /// A row the database refused, and why.
@@ -72,7 +75,8 @@ final class AuditBatcher: Service, Sendable {
         self.database = database
         self.options = options
         self.logger = logger
-        self.queue = BatchQueue(maxBatch: options.maxBatch, maxDelay: options.maxDelay, weight: { $0.count }) {
+        self.queue = BatchQueue(maxBatch: options.maxBatch, maxDelay: options.maxDelay, maxItems: options.maxMessages,
+                                weight: { $0.count }) {
             TransientError(code: "shutting_down", "the audit writer is shutting down")
         }
     }

@@ -52,7 +52,8 @@ do {
     let (logger, registry) = ServiceHost.bootstrap(settings)
     let options = AuditBatcher.Options(maxBatch: try env.int("AIRA_AUDIT_BATCH_SIZE", default: 1000, range: 1...50_000),
                                        maxDelay: try env.duration("AIRA_AUDIT_BATCH_DELAY", default: .milliseconds(50)),
-                                       parallelWrites: try env.int("AIRA_AUDIT_PARALLEL_WRITES", default: 2, range: 1...16))
+                                       parallelWrites: try env.int("AIRA_AUDIT_PARALLEL_WRITES", default: 2, range: 1...16),
+                                       maxMessages: settings.consumer.concurrency)
     let database = PostgresClient(configuration: settings.postgresConfiguration())
     let batcher = AuditBatcher(database: database, options: options, logger: logger)
     let connection = try await ServiceHost.connectBroker(settings, logger: logger)

@@ -27,16 +27,23 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
 
     public let maxBatch: Int
     public let maxDelay: Duration
+    /// A batch is also ready once this many items wait, whatever they weigh.
+    public let maxItems: Int
     private let weight: @Sendable (Item) -> Int
     private let closedError: @Sendable () -> any Error
     private let state = Mutex(State())
 
     /// `weight` is how much of `maxBatch` an item takes (at least 1; one heavier than `maxBatch`
-    /// makes a batch of its own). `closedError` is what a submission after `close()` fails with.
-    public init(maxBatch: Int, maxDelay: Duration, weight: @escaping @Sendable (Item) -> Int = { _ in 1 },
+    /// makes a batch of its own). `maxItems` caps the items of a batch and makes it ready when
+    /// that many wait: set it to the number of submitters that can be waiting at once (a
+    /// consumer's concurrency), so that when all of them are, the batch goes without waiting
+    /// `maxDelay` for items that cannot come. `closedError` is what a submission after `close()`
+    /// fails with.
+    public init(maxBatch: Int, maxDelay: Duration, maxItems: Int = .max, weight: @escaping @Sendable (Item) -> Int = { _ in 1 },
                 closedError: @escaping @Sendable () -> any Error) {
         self.maxBatch = max(1, maxBatch)
         self.maxDelay = maxDelay
+        self.maxItems = max(1, maxItems)
         self.weight = weight
         self.closedError = closedError
     }
@@ -50,7 +57,7 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
                 if s.count == 0 { s.firstAt = .now }
                 s.pending.append(Entry(item: item, done: done))
                 s.weight += weight
-                guard s.count == 1 || s.weight >= self.maxBatch else { return (false, []) }
+                guard s.count == 1 || s.weight >= self.maxBatch || s.count >= self.maxItems else { return (false, []) }
                 defer { s.waiters.removeAll() }
                 return (false, s.waiters)
             }
@@ -84,14 +91,15 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     public func nextBatch() async -> [Entry]? {
         while true {
             let (batch, firstAt, closed) = self.state.withLock { s -> ([Entry], ContinuousClock.Instant?, Bool) in
-                let full = s.weight >= self.maxBatch
+                let full = s.weight >= self.maxBatch || s.count >= self.maxItems
                 let due = s.firstAt.map { ContinuousClock.now - $0 >= self.maxDelay } ?? false
                 if s.count > 0 && (full || due || s.closed) {
                     var end = s.head, taken = 0
                     repeat {
                         taken += max(1, self.weight(s.pending[end].item))
                         end += 1
-                    } while end < s.pending.count && taken + max(1, self.weight(s.pending[end].item)) <= self.maxBatch
+                    } while end < s.pending.count && end - s.head < self.maxItems
+                        && taken + max(1, self.weight(s.pending[end].item)) <= self.maxBatch
                     let batch = Array(s.pending[s.head..<end])
                     s.head = end
                     s.weight -= taken

@@ -193,6 +193,21 @@ struct BatchQueueTests {
         #expect(await queue.nextBatch() == nil)
     }
 
+    @Test("maxItems: when that many wait, the batch goes at once instead of after maxDelay")
+    func maxItems() async throws {
+        let queue = BatchQueue<Int, Int>(maxBatch: 1000, maxDelay: .seconds(30), maxItems: 3) { CancellationError() }
+        let taker = Task { await queue.nextBatch()?.map { entry in entry.succeed(entry.item); return entry.item } }
+        let started = ContinuousClock.now
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 1...3 { group.addTask { try await queue.submit(i) } }
+            return try await group.reduce(0, +)
+        }
+        #expect(total == 6)
+        #expect(await taker.value?.sorted() == [1, 2, 3])
+        #expect(ContinuousClock.now - started < .seconds(10), "did not wait for maxDelay")
+        queue.close()
+    }
+
     @Test("many unit items: every submitter answered once, batches of at most maxBatch")
     func many() async throws {
         let queue = BatchQueue<Int, Int>(maxBatch: 100, maxDelay: .milliseconds(2)) { CancellationError() }
