@@ -95,18 +95,9 @@ final class AnalysisBatcher: Service, Sendable {
     func analyse(_ request: AnalysisRequest) async throws -> AnalysisOutcome { try await self.queue.submit(request) }
 
     func run() async throws {
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<self.options.parallelBatches {
-                    group.addTask {
-                        while let batch = await self.queue.nextBatch() { await self.process(batch) }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            self.queue.close()
-        }
-        self.queue.failRemaining(TransientError(code: "shutting_down", "the analyzer stopped before analysing this user"))
+        await self.queue.serveUntilShutdown(takers: self.options.parallelBatches, late: {
+            TransientError(code: "shutting_down", "the analyzer stopped before analysing this user")
+        }) { await self.process($0) }
     }
 
     private func process(_ batch: [BatchQueue<AnalysisRequest, AnalysisOutcome>.Entry]) async {

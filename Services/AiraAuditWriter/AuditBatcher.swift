@@ -89,23 +89,12 @@ final class AuditBatcher: Service, Sendable {
     }
 
     func run() async throws {
-        await withGracefulShutdownHandler {
-            // Several batches in flight: one fills while others are being written, so the
-            // database's commit latency does not stall the inflow.
-            await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<self.options.parallelWrites {
-                    group.addTask {
-                        while let batch = await self.queue.nextBatch() {
-                            await self.write(batch)
-                        }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            self.queue.close()
-        }
-        // Whatever arrived after the last batch: handed back (the runtime retries it).
-        self.queue.failRemaining(TransientError(code: "shutting_down", "the audit writer stopped before writing this event"))
+        // Several batches in flight: one fills while others are being written, so the
+        // database's commit latency does not stall the inflow. Whatever arrives after the last
+        // batch is handed back (the runtime retries it).
+        await self.queue.serveUntilShutdown(takers: self.options.parallelWrites, late: {
+            TransientError(code: "shutting_down", "the audit writer stopped before writing this event")
+        }) { await self.write($0) }
     }
 
     private func write(_ batch: [Pending]) async {

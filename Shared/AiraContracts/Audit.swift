@@ -226,18 +226,9 @@ public final class AuditTrail: Service, Sendable {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<self.options.parallelPublishes {
-                    group.addTask {
-                        while let batch = await self.queue.nextBatch() { await self.publish(batch) }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            self.queue.close()
-        }
-        self.queue.failRemaining(TransientError(code: "shutting_down", "the audit trail stopped before publishing this event"))
+        await self.queue.serveUntilShutdown(takers: self.options.parallelPublishes, late: {
+            TransientError(code: "shutting_down", "the audit trail stopped before publishing this event")
+        }) { await self.publish($0) }
     }
 
     private func publish(_ batch: [BatchQueue<AuditEvent, Void>.Entry]) async {
