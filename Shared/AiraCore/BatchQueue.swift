@@ -8,6 +8,8 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     /// One submitted item and the way to answer its submitter (exactly once).
     public struct Entry: Sendable {
         public let item: Item
+        /// The item's weight, worked out once when it was submitted.
+        let weight: Int
         let done: CheckedContinuation<Output, any Error>
         public func succeed(_ output: Output) { self.done.resume(returning: output) }
         public func fail(_ error: any Error) { self.done.resume(throwing: error) }
@@ -55,7 +57,7 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
             let (closed, wake) = self.state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
                 if s.closed { return (true, []) }
                 if s.count == 0 { s.firstAt = .now }
-                s.pending.append(Entry(item: item, done: done))
+                s.pending.append(Entry(item: item, weight: weight, done: done))
                 s.weight += weight
                 guard s.count == 1 || s.weight >= self.maxBatch || s.count >= self.maxItems else { return (false, []) }
                 defer { s.waiters.removeAll() }
@@ -96,10 +98,10 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
                 if s.count > 0 && (full || due || s.closed) {
                     var end = s.head, taken = 0
                     repeat {
-                        taken += max(1, self.weight(s.pending[end].item))
+                        taken += s.pending[end].weight
                         end += 1
                     } while end < s.pending.count && end - s.head < self.maxItems
-                        && taken + max(1, self.weight(s.pending[end].item)) <= self.maxBatch
+                        && taken + s.pending[end].weight <= self.maxBatch
                     let batch = Array(s.pending[s.head..<end])
                     s.head = end
                     s.weight -= taken

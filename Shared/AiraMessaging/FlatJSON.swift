@@ -15,9 +15,14 @@ public enum FlatJSON {
 
     /// The top-level object's members.
     public static func parse(_ bytes: [UInt8]) throws -> [String: Value] {
+        Dictionary(uniqueKeysWithValues: try Self.parseMembers(bytes).map { ($0.key, $0.value) })
+    }
+
+    /// The top-level object's members in order (no dictionary built; a duplicate key is refused).
+    public static func parseMembers(_ bytes: [UInt8]) throws -> [(key: String, value: Value)] {
         try bytes.withUnsafeBufferPointer { buffer in
             var reader = Reader(bytes: buffer)
-            let members = try reader.object(Self.value)
+            let members = try reader.members(Self.value)
             reader.skipWhitespace()
             guard reader.index == buffer.count else { throw Unsupported() }
             return members
