@@ -4,6 +4,9 @@ import Logging
 import Synchronization
 
 /// A Redis client: a pool of connections, each owned by its own thread (hiredis is blocking).
+/// Commands of concurrent callers are pipelined together (``AutoPipeline``): at most
+/// ``RedisConfiguration/pipelines`` round trips are under way at once, and what arrives
+/// meanwhile goes in the next one.
 ///
 /// Failures are fast and clear: connection refused or a command timeout throws a
 /// ``RedisError`` with `isRetriable == true`; callers decide how to degrade.
@@ -12,10 +15,17 @@ public final class RedisClient: Sendable {
     private let pool: ConnectionPool<RedisConnection>
     private let scripts = Mutex<[String: String]>([:])
 
+    /// Every command goes through it: concurrent callers share round trips (``AutoPipeline``).
+    private let autoPipeline: AutoPipeline
+
     public init(configuration: RedisConfiguration) {
         self.configuration = configuration
-        self.pool = ConnectionPool(maxConnections: configuration.poolSize, leaseTimeout: configuration.leaseTimeout) {
+        let pool = ConnectionPool<RedisConnection>(maxConnections: configuration.poolSize, leaseTimeout: configuration.leaseTimeout) {
             try await RedisConnection.connect(configuration)
+        }
+        self.pool = pool
+        self.autoPipeline = AutoPipeline(flushers: configuration.pipelines) { commands in
+            try await pool.withConnection { try await $0.pipeline(commands) }
         }
     }
 
@@ -31,7 +41,7 @@ public final class RedisClient: Sendable {
     public func send(_ args: String...) async throws -> RedisValue { try await self.send(args) }
 
     public func send(bytes args: [[UInt8]]) async throws -> RedisValue {
-        let reply = try await self.pool.withConnection { try await $0.send(args) }
+        let reply = try await self.autoPipeline.submit([args])[0]
         if case .error(let e) = reply { throw RedisError.server(e) }
         return reply
     }
@@ -39,7 +49,7 @@ public final class RedisClient: Sendable {
     /// Sends all commands in one round trip; replies in order (server errors as `.error` values).
     public func pipeline(_ commands: [[String]]) async throws -> [RedisValue] {
         let encoded = commands.map { $0.map { Array($0.utf8) } }
-        return try await self.pool.withConnection { try await $0.pipeline(encoded) }
+        return try await self.autoPipeline.submit(encoded)
     }
 
     // MARK: Strings and counters

@@ -11,12 +11,14 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// Read/write timeout of one command (or one pipeline).
     public var commandTimeout: Duration
     public var poolSize: Int
+    /// Round trips under way at once; commands arriving meanwhile share the next one. At most `poolSize`.
+    public var pipelines: Int
     /// How long a caller waits for a free connection when all are busy.
     public var leaseTimeout: Duration
 
     public init(host: String = "127.0.0.1", port: Int = 6379, password: String? = nil, database: Int = 0,
                 connectTimeout: Duration = .milliseconds(500), commandTimeout: Duration = .seconds(1),
-                poolSize: Int = 8, leaseTimeout: Duration = .seconds(1)) {
+                poolSize: Int = 8, pipelines: Int = 2, leaseTimeout: Duration = .seconds(1)) {
         self.host = host
         self.port = port
         self.password = password
@@ -24,6 +26,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
         self.poolSize = poolSize
+        self.pipelines = max(1, min(pipelines, poolSize))
         self.leaseTimeout = leaseTimeout
     }
 

@@ -30,6 +30,8 @@ public struct ServiceSettings: Sendable {
     /// `AIRA_DB_POOL_SIZE`, `AIRA_REDIS_POOL_SIZE`.
     public var databasePoolSize: Int
     public var redisPoolSize: Int
+    /// Redis round trips under way at once (``RedisConfiguration/pipelines``).
+    public var redisPipelines: Int
     public let environment: EnvironmentReader
 
     public enum LogFormat: String, Sendable { case json, text }
@@ -59,6 +61,7 @@ public struct ServiceSettings: Sendable {
         self.consumer = try ConsumerOptions(environment: environment, defaults: consumerDefaults)
         self.databasePoolSize = try environment.int("AIRA_DB_POOL_SIZE", default: 8, range: 1...200)
         self.redisPoolSize = try environment.int("AIRA_REDIS_POOL_SIZE", default: 8, range: 1...200)
+        self.redisPipelines = try environment.int("AIRA_REDIS_PIPELINES", default: 2, range: 1...200)
     }
 
     public func amqpConfiguration() throws -> AMQPConfiguration {
@@ -68,6 +71,7 @@ public struct ServiceSettings: Sendable {
     public func redisConfiguration() throws -> RedisConfiguration {
         var c = try RedisConfiguration(url: self.redisURL)
         c.poolSize = self.redisPoolSize
+        c.pipelines = max(1, min(self.redisPipelines, self.redisPoolSize))
         return c
     }
 

@@ -124,3 +124,35 @@ struct RedisClientTests {
         withExtendedLifetime(silent) {}
     }
 }
+
+@Suite("Redis auto-pipelining", .enabled(if: TestServers.available))
+struct RedisAutoPipelineTests {
+    @Test("2,000 concurrent callers over two round trips at a time: every caller gets its own replies, counters exact")
+    func concurrentCallers() async throws {
+        var config = try RedisConfiguration(url: TestServers.redisURL!)
+        config.pipelines = 2
+        let redis = RedisClient(configuration: config)
+        let prefix = uniqueName("autopipe")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<2000 {
+                group.addTask {
+                    try await redis.set("\(prefix):k\(i)", "v\(i)")
+                    #expect(try await redis.get("\(prefix):k\(i)") == "v\(i)")
+                    _ = try await redis.incr("\(prefix):n\(i % 10)")
+                    let replies = try await redis.pipeline([["GET", "\(prefix):k\(i)"], ["STRLEN", "\(prefix):k\(i)"]])
+                    #expect(replies[0].string == "v\(i)" && replies[1].int == Int64("v\(i)".utf8.count))
+                }
+            }
+            try await group.waitForAll()
+        }
+        for n in 0..<10 { #expect(try await redis.get("\(prefix):n\(n)") == "200") }
+        // A server error stays with its own caller.
+        await #expect(throws: RedisError.self) { try await redis.send("INCR", "\(prefix):k1") }
+        #expect(try await redis.get("\(prefix):k2") == "v2")
+        for i in stride(from: 0, to: 2000, by: 200) {
+            _ = try await redis.send(["DEL"] + (i..<(i + 200)).map { "\(prefix):k\($0)" })
+        }
+        _ = try await redis.send(["DEL"] + (0..<10).map { "\(prefix):n\($0)" })
+        await redis.shutdown()
+    }
+}
