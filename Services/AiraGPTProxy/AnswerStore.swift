@@ -24,9 +24,25 @@ struct AnswerStore: Sendable {
     private static let misses = Counter(label: "aira_gpt_cache_total", dimensions: [("result", "miss")])
     private static let redisErrors = Counter(label: "aira_gpt_redis_errors_total")
 
-    struct Entry: Codable, Sendable {
+    struct Entry: Codable, Sendable, FastJSONDecodable {
         var completion: Completion
         var createdAt: Date
+
+        init(completion: Completion, createdAt: Date) {
+            self.completion = completion
+            self.createdAt = createdAt
+        }
+
+        /// Read by hand: every cache hit reads one (JSONDecoder for anything unusual).
+        init(json: JSONTree) throws {
+            let m = try json.members()
+            guard let created = parseISO8601(try m.string("createdAt")) else { throw JSONTree.Unsupported("createdAt") }
+            let c = try m.object("completion")
+            self.completion = Completion(text: try c.string("text"), model: try c.string("model"),
+                                         finishReason: try c.string("finishReason"), refusal: try c.optionalString("refusal"),
+                                         usage: try c.optionalObject("usage").map { try Usage(json: .object($0)) })
+            self.createdAt = created
+        }
     }
 
     // MARK: - Cache
@@ -43,6 +59,30 @@ struct AnswerStore: Sendable {
             self.degraded("cache read", error)
             Self.misses.increment()
             return (nil, nil)
+        }
+    }
+
+    /// ``lookup(_:quotaKey:)`` for many questions in one round trip (a batch of them).
+    func lookup(_ questions: [(key: CacheKey, quotaKey: String)]) async -> [(Completion?, used: Int?)] {
+        guard !questions.isEmpty else { return [] }
+        let ttl = String(self.cacheTTL.components.seconds)
+        do {
+            var commands: [[String]] = []
+            commands.reserveCapacity(questions.count * 2)
+            for q in questions {
+                commands.append(["GETEX", q.key.description, "EX", ttl])
+                commands.append(["GET", q.quotaKey])
+            }
+            let replies = try await self.redis.pipeline(commands)
+            return questions.indices.map { i in
+                let entry = replies[2 * i].string.flatMap { try? MessageCoding.decode(Entry.self, from: Array($0.utf8)) }
+                (entry == nil ? Self.misses : Self.hits).increment()
+                return (entry?.completion, replies[2 * i + 1].string.flatMap(Int.init) ?? 0)
+            }
+        } catch {
+            self.degraded("cache read", error)
+            Self.misses.increment(by: questions.count)
+            return questions.map { _ in (nil, nil) }
         }
     }
 

@@ -25,10 +25,88 @@ struct GPTService: Sendable {
     var routes: RPCRoutes {
         var routes = RPCRoutes()
         routes.on(AskRequest.self) { try await self.ask($0, context: $1) }
+        routes.onBatch(AskRequest.self) { await self.ask(batch: $0, context: $1) }
         return routes
     }
 
+    /// A validated question with its cache key and quota bucket.
+    struct Question: Sendable {
+        let request: AskRequest
+        let started: ContinuousClock.Instant
+        let deadline: Date
+        let model: String
+        let limit: Int
+        /// The conversation so far, then the new messages.
+        let messages: [ChatMessage]
+        let key: CacheKey
+        let quotaKey: String
+        let resetAt: Date
+    }
+
     func ask(_ request: AskRequest, context: MessageContext) async throws -> AskResponse {
+        let question = try await self.prepare(request, context: context)
+        if request.cache == .use {
+            let (hit, used) = await self.store.lookup(question.key, quotaKey: question.quotaKey)
+            if let hit { return try await self.answer(question, cached: hit, used: used, context: context) }
+        }
+        return try await self.answerFresh(question, context: context)
+    }
+
+    /// A batch of questions (``RPCBatch``): one Redis round trip looks up every cached answer and
+    /// quota count, and the cached answers go back at once; each miss then goes on as a single
+    /// question does (quota, single flight, upstream) and is answered on its own when done.
+    /// Streamed questions are never batched (their pieces need replies of their own).
+    func ask(batch requests: [AskRequest], context: MessageContext) async -> [RPCBatchOutcome<AskResponse>] {
+        var outcomes = [RPCBatchOutcome<AskResponse>](repeating: .answer(.failure(RPCErrorReply(code: RPCErrorReply.internalCode,
+                                                                                                  message: "question not answered"))),
+                                                      count: requests.count)
+        var lookups: [Question] = []
+        var lookupIndex: [Int] = []
+        for index in requests.indices {
+            let request = requests[index]
+            if request.stream {
+                outcomes[index] = .answer(.failure(RPCErrorReply(code: GPTError.invalidInput, message: "a streamed question cannot be batched")))
+                continue
+            }
+            do {
+                let question = try await self.prepare(request, context: context)
+                if request.cache == .use {
+                    lookups.append(question)
+                    lookupIndex.append(index)
+                } else {
+                    outcomes[index] = .later { await Self.result { try await self.answerFresh(question, context: context) } }
+                }
+            } catch {
+                outcomes[index] = .answer(.failure(Self.reply(for: error)))
+            }
+        }
+        let found = await self.store.lookup(lookups.map { ($0.key, $0.quotaKey) })
+        for n in lookups.indices {
+            let question = lookups[n]
+            if let hit = found[n].0 {
+                let used = found[n].used
+                outcomes[lookupIndex[n]] = .answer(await Self.result { try await self.answer(question, cached: hit, used: used, context: context) })
+            } else {
+                outcomes[lookupIndex[n]] = .later { await Self.result { try await self.answerFresh(question, context: context) } }
+            }
+        }
+        return outcomes
+    }
+
+    static func result(_ work: () async throws -> AskResponse) async -> Result<AskResponse, RPCErrorReply> {
+        do { return .success(try await work()) } catch { return .failure(Self.reply(for: error)) }
+    }
+
+    /// A thrown error as the typed reply a single question would get.
+    static func reply(for error: any Error) -> RPCErrorReply {
+        if let reply = error as? RPCErrorReply { return reply }
+        guard ErrorClassification.isTransient(error) else {
+            return RPCErrorReply(code: ErrorClassification.code(error), message: ErrorClassification.message(error))
+        }
+        return RPCErrorReply(code: RPCErrorReply.unavailableCode, message: "temporarily unavailable, try again")
+    }
+
+    func prepare(_ request: AskRequest, context: MessageContext) async throws -> Question {
         let started = ContinuousClock.now
         let deadline = context.message.deadline ?? Date().addingTimeInterval(self.defaultDeadline.seconds)
         guard !request.messages.isEmpty, request.messages.contains(where: { $0.role == "user" && !$0.content.isEmpty }) else {
@@ -43,25 +121,28 @@ struct GPTService: Sendable {
         if let c = request.conversationId { messages = await self.store.history(user: request.userId, conversation: c) + messages }
         let key = CacheKey(model: model, version: self.cacheVersion, messages: messages, parameters: request.parameters)
         let (quotaKey, resetAt) = AnswerStore.quotaKey(user: request.userId, now: Date())
+        return Question(request: request, started: started, deadline: deadline, model: model, limit: limit, messages: messages,
+                        key: key, quotaKey: quotaKey, resetAt: resetAt)
+    }
 
-        // 1. The cache (free: a cached answer costs nothing, so it does not count).
-        if request.cache == .use {
-            let (hit, used) = await self.store.lookup(key, quotaKey: quotaKey)
-            if let hit {
-                if request.stream { try context.sendPartialReply(AskChunk(delta: hit.text)) }
-                let quota = QuotaStatus(used: min(used ?? 0, limit), limit: limit, resetAt: resetAt)
-                return try await self.finish(request, messages: messages, completion: hit, cached: true, quota: quota,
-                                             started: started, context: context)
-            }
-        }
-        // 2. The quota.
+    /// 1. A cached answer (free: it costs nothing, so it does not count against the quota).
+    private func answer(_ question: Question, cached hit: Completion, used: Int?, context: MessageContext) async throws -> AskResponse {
+        if question.request.stream { try context.sendPartialReply(AskChunk(delta: hit.text)) }
+        let quota = QuotaStatus(used: min(used ?? 0, question.limit), limit: question.limit, resetAt: question.resetAt)
+        return try await self.finish(question.request, messages: question.messages, completion: hit, cached: true, quota: quota,
+                                     started: question.started, context: context)
+    }
+
+    /// 2. The quota, then 3. one upstream call for identical questions in flight, here and on other instances.
+    private func answerFresh(_ question: Question, context: MessageContext) async throws -> AskResponse {
+        let request = question.request
+        let (key, deadline, limit, resetAt) = (question.key, question.deadline, question.limit, question.resetAt)
         guard let quota = await self.store.consumeQuota(user: request.userId, limit: limit) else {
             throw RPCErrorReply(code: GPTError.quotaExceeded,
                                 message: "daily question quota of \(limit) used up; it resets at \(iso8601(resetAt))",
                                 details: ["limit": String(limit), "resetAt": iso8601(resetAt)])
         }
-        // 3. One upstream call for identical questions in flight, here and on other instances.
-        let upstreamRequest = ChatCompletionRequest(model: model, messages: messages, parameters: request.parameters)
+        let upstreamRequest = ChatCompletionRequest(model: question.model, messages: question.messages, parameters: request.parameters)
         let streamTo: @Sendable (String) async -> Void = { piece in try? context.sendPartialReply(AskChunk(delta: piece)) }
         let onDelta = request.stream ? streamTo : nil
         let completion: Completion
@@ -79,8 +160,8 @@ struct GPTService: Sendable {
             await self.store.refundQuota(user: request.userId)
             throw error
         }
-        return try await self.finish(request, messages: messages, completion: completion, cached: false, quota: quota,
-                                     started: started, context: context)
+        return try await self.finish(request, messages: question.messages, completion: completion, cached: false, quota: quota,
+                                     started: question.started, context: context)
     }
 
     /// Leads or follows the question across instances; the leader caches the answer.

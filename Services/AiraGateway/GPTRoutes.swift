@@ -1,4 +1,5 @@
 import AiraContracts
+import AiraCore
 import AiraLLM
 import AiraMessaging
 import Foundation
@@ -17,8 +18,12 @@ struct GPTRoutes: Sendable {
     let calls: ServiceCalls
     let bodyLimit: Int
     let timeout: Duration
+    /// Non-streamed questions share request messages (``RPCBatch``); nil sends each alone.
+    let batching: RPCBatch.Options?
 
-    private var target: ServiceCalls.Target { .init(queue: GPTRPC.queue.name, routingKey: AskRequest.routingKey, timeout: self.timeout) }
+    private var target: ServiceCalls.Target {
+        .init(queue: GPTRPC.queue.name, routingKey: AskRequest.routingKey, timeout: self.timeout, batching: self.batching)
+    }
 
     struct Question: Decodable {
         var question: String
@@ -112,5 +117,43 @@ struct GPTRoutes: Sendable {
             throw APIError.badRequest("invalid_request", "X-Aira-Cache must be use, bypass or refresh")
         }
         return mode
+    }
+}
+
+// Read and written by hand on the cached-answer path (JSONTree); anything unusual in a
+// question (and every error message) still goes through JSONDecoder.
+extension GPTRoutes.Question: FastJSONDecodable {
+    init(json: JSONTree) throws {
+        let m = try json.members()
+        self.question = try m.string("question")
+        self.conversationId = try m.optionalString("conversationId")
+        switch m["cache"] {
+        case nil, .null?: self.cache = nil
+        case .string(let s)?:
+            guard let mode = CacheMode(rawValue: s) else { throw JSONTree.Unsupported("cache") }
+            self.cache = mode
+        default: throw JSONTree.Unsupported("cache")
+        }
+    }
+}
+
+extension GPTRoutes.Answer: FastJSONEncodable {
+    func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        JSONText.appendKey("answer", first: true, to: &out)
+        JSONText.appendQuoted(self.answer, to: &out)
+        JSONText.appendKey("cached", to: &out)
+        JSONText.append(self.cached, to: &out)
+        JSONText.appendKey("model", to: &out)
+        JSONText.appendQuoted(self.model, to: &out)
+        JSONText.appendKey("finishReason", to: &out)
+        JSONText.appendQuoted(self.finishReason, to: &out)
+        if let c = self.conversationId {
+            JSONText.appendKey("conversationId", to: &out)
+            JSONText.appendQuoted(c, to: &out)
+        }
+        JSONText.appendKey("quota", to: &out)
+        self.quota.appendJSON(to: &out)
+        out.append(UInt8(ascii: "}"))
     }
 }

@@ -65,6 +65,8 @@ struct ServiceCalls: Sendable {
         var queue: String
         var routingKey: String
         var timeout: Duration
+        /// Plain calls may share messages (``RPCBatch``); streams never do.
+        var batching: RPCBatch.Options? = nil
     }
 
     /// Refuses at once (503) when nobody consumes the target queue or this gateway is at its
@@ -82,6 +84,10 @@ struct ServiceCalls: Sendable {
         try self.admit(target)
         defer { self.inFlight.leave() }
         do {
+            if let batching = target.batching {
+                return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
+                                                  timeout: target.timeout, batching: batching)
+            }
             return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
                                               timeout: target.timeout, requestID: context.requestID,
                                               traceparent: context.traceparent)

@@ -193,9 +193,9 @@ public final class AuditTrail: Service, Sendable {
             self.parallelPublishes = parallelPublishes
         }
 
-        /// `AIRA_AUDIT_PUBLISH_BATCH`, `AIRA_AUDIT_PUBLISH_DELAY`, `AIRA_AUDIT_PUBLISH_PARALLEL`.
-        public static func from(_ env: EnvironmentReader) throws -> Options {
-            let d = Options()
+        /// `AIRA_AUDIT_PUBLISH_BATCH`, `AIRA_AUDIT_PUBLISH_DELAY`, `AIRA_AUDIT_PUBLISH_PARALLEL`
+        /// (a service may have its own defaults).
+        public static func from(_ env: EnvironmentReader, defaults d: Options = Options()) throws -> Options {
             return Options(maxBatch: try env.int("AIRA_AUDIT_PUBLISH_BATCH", default: d.maxBatch, range: 1...10_000),
                            maxDelay: try env.duration("AIRA_AUDIT_PUBLISH_DELAY", default: d.maxDelay),
                            parallelPublishes: try env.int("AIRA_AUDIT_PUBLISH_PARALLEL", default: d.parallelPublishes, range: 1...64))

@@ -1,3 +1,4 @@
+import AiraCore
 import AiraLLM
 import AiraMessaging
 import Foundation
@@ -105,4 +106,131 @@ public enum GPTError {
     public static let upstreamBadResponse = "upstream_bad_response"
     /// 400.
     public static let invalidInput = "invalid_input"
+}
+
+// MARK: - Fast JSON: every cached question crosses the broker as an AskRequest and comes back
+// as an AskResponse (see JSONTree; tests compare both ways with JSONEncoder/JSONDecoder).
+
+extension ClientInfo: FastJSONEncodable, FastJSONDecodable {
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        JSONText.appendKey("ip", first: true, to: &out)
+        JSONText.appendQuoted(self.ip, to: &out)
+        if let agent = self.userAgent {
+            JSONText.appendKey("userAgent", to: &out)
+            JSONText.appendQuoted(agent, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    public init(json: JSONTree) throws {
+        let m = try json.members()
+        self.init(ip: try m.string("ip"), userAgent: try m.optionalString("userAgent"))
+    }
+}
+
+extension AskRequest: FastJSONEncodable, FastJSONDecodable {
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        JSONText.appendKey("userId", first: true, to: &out)
+        JSONText.appendQuoted(self.userId.lowercasedString, to: &out)
+        JSONText.appendKey("role", to: &out)
+        JSONText.appendQuoted(self.role, to: &out)
+        if let model = self.model {
+            JSONText.appendKey("model", to: &out)
+            JSONText.appendQuoted(model, to: &out)
+        }
+        JSONText.appendKey("messages", to: &out)
+        out.append(UInt8(ascii: "["))
+        for (i, message) in self.messages.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            message.appendJSON(to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        JSONText.appendKey("parameters", to: &out)
+        self.parameters.appendJSON(to: &out)
+        JSONText.appendKey("cache", to: &out)
+        JSONText.appendQuoted(self.cache.rawValue, to: &out)
+        JSONText.appendKey("stream", to: &out)
+        JSONText.append(self.stream, to: &out)
+        if let c = self.conversationId {
+            JSONText.appendKey("conversationId", to: &out)
+            JSONText.appendQuoted(c, to: &out)
+        }
+        JSONText.appendKey("client", to: &out)
+        self.client.appendJSON(to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Written by hand unless a parameter is not a finite number (JSONEncoder then refuses it, as before).
+    public func encoded() throws -> [UInt8] {
+        guard self.parameters.isFinite else { return try MessageCoding.encodeWithFoundation(self) }
+        return self.fastJSON()
+    }
+
+    public init(json: JSONTree) throws {
+        let m = try json.members()
+        guard let userId = UUID(text: try m.string("userId")) else { throw JSONTree.Unsupported("userId") }
+        guard case .array(let items)? = m["messages"] else { throw JSONTree.Unsupported("messages") }
+        guard let cache = CacheMode(rawValue: try m.string("cache")) else { throw JSONTree.Unsupported("cache") }
+        self.init(userId: userId, role: try m.string("role"), model: try m.optionalString("model"),
+                  messages: try items.map(ChatMessage.init(json:)),
+                  parameters: try SamplingParameters(json: .object(try m.object("parameters"))), cache: cache,
+                  stream: try m.bool("stream"), conversationId: try m.optionalString("conversationId"),
+                  client: try ClientInfo(json: .object(try m.object("client"))))
+    }
+}
+
+extension QuotaStatus: FastJSONEncodable, FastJSONDecodable {
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        JSONText.appendKey("used", first: true, to: &out)
+        JSONText.append(self.used, to: &out)
+        JSONText.appendKey("limit", to: &out)
+        JSONText.append(self.limit, to: &out)
+        JSONText.appendKey("resetAt", to: &out)
+        JSONText.appendQuoted(iso8601(self.resetAt), to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    public init(json: JSONTree) throws {
+        let m = try json.members()
+        guard let reset = parseISO8601(try m.string("resetAt")) else { throw JSONTree.Unsupported("resetAt") }
+        self.init(used: try m.int("used"), limit: try m.int("limit"), resetAt: reset)
+    }
+}
+
+extension AskResponse: FastJSONEncodable, FastJSONDecodable {
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        JSONText.appendKey("id", first: true, to: &out)
+        JSONText.appendQuoted(self.id, to: &out)
+        JSONText.appendKey("answer", to: &out)
+        JSONText.appendQuoted(self.answer, to: &out)
+        JSONText.appendKey("model", to: &out)
+        JSONText.appendQuoted(self.model, to: &out)
+        JSONText.appendKey("finishReason", to: &out)
+        JSONText.appendQuoted(self.finishReason, to: &out)
+        JSONText.appendKey("cached", to: &out)
+        JSONText.append(self.cached, to: &out)
+        if let usage = self.usage {
+            JSONText.appendKey("usage", to: &out)
+            usage.appendJSON(to: &out)
+        }
+        JSONText.appendKey("quota", to: &out)
+        self.quota.appendJSON(to: &out)
+        if let c = self.conversationId {
+            JSONText.appendKey("conversationId", to: &out)
+            JSONText.appendQuoted(c, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    public init(json: JSONTree) throws {
+        let m = try json.members()
+        self.init(id: try m.string("id"), answer: try m.string("answer"), model: try m.string("model"),
+                  finishReason: try m.string("finishReason"), cached: try m.bool("cached"),
+                  usage: try m.optionalObject("usage").map { try Usage(json: .object($0)) },
+                  quota: try QuotaStatus(json: .object(try m.object("quota"))), conversationId: try m.optionalString("conversationId"))
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import AiraCore
 
 /// The OpenAI chat-completions wire format (`/v1/chat/completions`), as far as Aira speaks it:
 /// the gateway accepts it from clients, aira-gpt-proxy sends it upstream, aira-mock-llm answers it.
@@ -199,5 +200,93 @@ public struct ChatCompletionChunk: Codable, Sendable {
         self.model = model
         self.choices = choices
         self.usage = usage
+    }
+}
+
+// MARK: - Fast JSON (the cached-answer path: see JSONTree)
+
+extension ChatMessage: FastJSONEncodable, FastJSONDecodable {
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        JSONText.appendKey("role", first: true, to: &out)
+        JSONText.appendQuoted(self.role, to: &out)
+        JSONText.appendKey("content", to: &out)
+        JSONText.appendQuoted(self.content, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Content as a string or null; text parts go through JSONDecoder.
+    public init(json: JSONTree) throws {
+        let m = try json.members()
+        self.role = try m.string("role")
+        guard let content = try m.optionalString("content") else {
+            guard case .null? = m["content"] else { throw JSONTree.Unsupported("content") }
+            self.content = ""
+            return
+        }
+        self.content = content
+    }
+}
+
+extension SamplingParameters: FastJSONEncodable, FastJSONDecodable {
+    /// False when JSONEncoder must write it (a non-finite number, which it refuses).
+    public var isFinite: Bool {
+        [self.temperature, self.topP, self.presencePenalty, self.frequencyPenalty].allSatisfy { $0?.isFinite ?? true }
+    }
+
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func key(_ k: StaticString) {
+            JSONText.appendKey(k, first: first, to: &out)
+            first = false
+        }
+        if let v = self.temperature { key("temperature"); JSONText.append(v, to: &out) }
+        if let v = self.topP { key("topP"); JSONText.append(v, to: &out) }
+        if let v = self.maxTokens { key("maxTokens"); JSONText.append(v, to: &out) }
+        if let v = self.stop {
+            key("stop")
+            out.append(UInt8(ascii: "["))
+            for (i, s) in v.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONText.appendQuoted(s, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        if let v = self.seed { key("seed"); JSONText.append(v, to: &out) }
+        if let v = self.presencePenalty { key("presencePenalty"); JSONText.append(v, to: &out) }
+        if let v = self.frequencyPenalty { key("frequencyPenalty"); JSONText.append(v, to: &out) }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    public init(json: JSONTree) throws {
+        let m = try json.members()
+        let stop = try m.optionalArray("stop")?.map { item -> String in
+            guard case .string(let s) = item else { throw JSONTree.Unsupported("stop") }
+            return s
+        }
+        self.init(temperature: try m.optionalDouble("temperature"), topP: try m.optionalDouble("topP"),
+                  maxTokens: try m.optionalInt("maxTokens"), stop: stop, seed: try m.optionalInt("seed"),
+                  presencePenalty: try m.optionalDouble("presencePenalty"), frequencyPenalty: try m.optionalDouble("frequencyPenalty"))
+    }
+}
+
+extension Usage: FastJSONEncodable, FastJSONDecodable {
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        JSONText.appendKey("prompt_tokens", first: true, to: &out)
+        JSONText.append(self.promptTokens, to: &out)
+        JSONText.appendKey("completion_tokens", to: &out)
+        JSONText.append(self.completionTokens, to: &out)
+        JSONText.appendKey("total_tokens", to: &out)
+        JSONText.append(self.totalTokens, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    public init(json: JSONTree) throws {
+        let m = try json.members()
+        self.promptTokens = try m.int("prompt_tokens")
+        self.completionTokens = try m.int("completion_tokens")
+        self.totalTokens = try m.int("total_tokens")
     }
 }

@@ -52,11 +52,27 @@ public enum MessageCoding {
         return decoder
     }()
 
+    /// A ``FastJSONEncodable`` value writes itself; anything else goes through JSONEncoder.
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        Array(try Self.encoder.encode(value))
+        if let fast = value as? any FastJSONEncodable { return fast.fastJSON() }
+        return Array(try Self.encoder.encode(value))
     }
 
+    /// A ``FastJSONDecodable`` type reads itself from a ``JSONTree`` when it can; anything it
+    /// does not handle (and every error) goes through JSONDecoder.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        if let fast = type as? any FastJSONDecodable.Type, let tree = try? JSONTree.parse(bytes),
+           let value = (try? fast.init(json: tree)) as? T {
+            return value
+        }
+        return try Self.decoder.decode(T.self, from: Data(bytes))
+    }
+
+    /// Always JSONEncoder (for tests comparing the fast writers with it).
+    public static func encodeWithFoundation<T: Encodable>(_ value: T) throws -> [UInt8] { Array(try Self.encoder.encode(value)) }
+
+    /// Always JSONDecoder (for tests comparing the fast readers with it).
+    public static func decodeWithFoundation<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try Self.decoder.decode(T.self, from: Data(bytes))
     }
 

@@ -57,8 +57,14 @@ final class FollowUps: Sendable {
     func add(_ item: @escaping @Sendable () async -> Void) { self.work.withLock { $0.append(item) } }
     /// Drops what an attempt registered (it failed and runs again).
     func reset() { self.work.withLock { $0.removeAll() } }
+    /// Runs what was registered, concurrently (a batch of requests registers one per request:
+    /// e.g. audit events, which then share a batch of their own instead of waiting in turn).
     func run() async {
-        for item in self.work.withLock({ w in defer { w.removeAll() }; return w }) { await item() }
+        let items = self.work.withLock { w in defer { w.removeAll() }; return w }
+        if items.count <= 1 { return await items.first?() ?? () }
+        await withTaskGroup(of: Void.self) { group in
+            for item in items { group.addTask { await item() } }
+        }
     }
 }
 

@@ -59,6 +59,13 @@ extension MessageContext {
     }
 }
 
+extension MessageContext {
+    /// Sends a reply (status ok) before the handler returns: a batch answers in parts.
+    func reply(_ body: [UInt8]) {
+        self.publisher.reply(to: self.message, body: body, status: RPCReplyStatus.ok)
+    }
+}
+
 /// The `x-aira-rpc-status` of a reply.
 enum RPCReplyStatus {
     static let ok = "ok"
@@ -97,7 +104,7 @@ public struct RPCRoutes: Sendable {
     typealias Call = @Sendable (MessageContext) async throws -> [UInt8]
     typealias Decoder = @Sendable ([UInt8]) throws -> Call
 
-    private(set) var decoders: [String: Decoder] = [:]
+    var decoders: [String: Decoder] = [:]
 
     public init() {}
 

@@ -16,6 +16,8 @@ public final class RPCClient: Sendable {
     private let pending = Mutex<[String: CheckedContinuation<AMQPDelivery, any Error>]>([:])
     /// Streaming calls: every reply (partial and final) goes to the call's handler.
     private let streams = Mutex<[String: @Sendable (AMQPDelivery) -> Void]>([:])
+    /// Batched calls, one lane per routing key and request type.
+    private let lanes = Mutex<[String: RPCBatchLane]>([:])
     private let calls = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "ok")])
     private let failures = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "failed")])
 
@@ -70,6 +72,46 @@ public final class RPCClient: Sendable {
         } catch {
             self.failures.increment()
             throw RPCCallError.invalidReply(MessageCoding.describe(error))
+        }
+    }
+
+    /// Like ``call(_:routingKey:expecting:timeout:requestID:traceparent:)``, but the request may
+    /// share one message and one reply with other calls of its type to the same routing key
+    /// (``RPCBatch``); the server must serve the batch type (``RPCRoutes/onBatch(_:_:)``). Calls
+    /// of a batch share its deadline: the earliest of theirs.
+    public func call<Request: MessageContract, Response: Decodable & Sendable>(
+        _ request: Request, routingKey: String, expecting: Response.Type = Response.self, timeout: Duration,
+        batching options: RPCBatch.Options
+    ) async throws -> Response {
+        let body = try request.encoded()
+        let lane = self.lane(Request.self, routingKey: routingKey, options: options)
+        let raw: [UInt8]
+        do {
+            raw = try await lane.submit(body, timeout: timeout)
+        } catch {
+            self.failures.increment()
+            throw error
+        }
+        do {
+            let response = try RPCBatch.decodeResponse(Response.self, from: raw)
+            self.calls.increment()
+            return response
+        } catch {
+            self.failures.increment()
+            throw RPCCallError.invalidReply(MessageCoding.describe(error))
+        }
+    }
+
+    private func lane<Request: MessageContract>(_ type: Request.Type, routingKey: String, options: RPCBatch.Options) -> RPCBatchLane {
+        let name = "\(routingKey) \(Request.messageType)"
+        return self.lanes.withLock { lanes in
+            if let lane = lanes[name], lane.options == options { return lane }
+            let lane = RPCBatchLane(messageType: RPCBatch.messageType(of: Request.self), routingKey: routingKey, options: options,
+                                    channel: self.channel) { [weak self] id, handler in
+                self?.streams.withLock { $0[id] = handler }
+            }
+            lanes[name] = lane
+            return lane
         }
     }
 

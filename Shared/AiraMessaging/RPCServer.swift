@@ -95,6 +95,8 @@ public final class RPCServer: EngineConsumer {
     private func reply(to message: InboundMessage, _ result: Result<[UInt8], RPCErrorReply>) {
         switch result {
         case .success(let response):
+            // Empty: the handler has sent its replies itself (a batch answered in parts).
+            guard !response.isEmpty else { return }
             self.parts.publisher.reply(to: message, body: response, status: RPCReplyStatus.ok)
         case .failure(let error):
             let body = (try? MessageCoding.encode(error)) ?? Array(#"{"code":"internal","message":"error not encodable"}"#.utf8)

@@ -1,4 +1,5 @@
 import AiraLLM
+import Foundation
 import Testing
 
 @Suite("Prompt normalisation and cache keys")
@@ -15,6 +16,34 @@ struct PromptNormalizerTests {
     ])
     func equivalent(_ a: String, _ b: String) {
         #expect(PromptNormalizer.normalize(a) == PromptNormalizer.normalize(b))
+    }
+
+    @Test("ASCII takes a path without Foundation; it normalises exactly as the general path does")
+    func asciiPath() {
+        func general(_ text: String) -> String {
+            let folded = text.precomposedStringWithCompatibilityMapping.folding(options: [.caseInsensitive], locale: nil)
+            var out = ""
+            var pendingSpace = false
+            for scalar in folded.unicodeScalars {
+                if scalar.properties.isWhitespace || scalar == "\u{200B}" {
+                    pendingSpace = !out.isEmpty
+                    continue
+                }
+                if pendingSpace { out.unicodeScalars.append(" "); pendingSpace = false }
+                out.unicodeScalars.append(scalar)
+            }
+            let trailing: Set<Unicode.Scalar> = [".", ",", "!", "?", ";", ":"]
+            while let last = out.unicodeScalars.last, trailing.contains(last) || last == " " { out.unicodeScalars.removeLast() }
+            return out
+        }
+        let every = String(decoding: (0..<128).map { UInt8($0) }, as: UTF8.self)
+        var samples = [every, "What IS RabbitMQ?!", "\t\u{0B}\u{0C}\r\n x  Y \u{1C}\u{1F} z?", "ZZ top", "@[`{"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            samples.append(String(decoding: (0..<Int.random(in: 0...40, using: &generator)).map { _ in UInt8.random(in: 0..<128, using: &generator) },
+                                  as: UTF8.self))
+        }
+        for text in samples { #expect(PromptNormalizer.normalize(text) == general(text), "\(Array(text.utf8))") }
     }
 
     @Test("different questions stay different", arguments: [

@@ -63,7 +63,9 @@ rabbit_env() {
   export RABBITMQ_NODE_PORT="$AIRA_AMQP_PORT"
   export RABBITMQ_DIST_PORT="$AIRA_AMQP_DIST_PORT"
   export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  # Schedulers that sleep when idle instead of spinning (+sbwt none ...): on a small shared
+  # machine the spinning took CPU from the services beside the broker (docs/operations.md).
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} ${AIRA_RABBITMQ_ERL_ARGS-+sbwt none +sbwtdcpu none +sbwtdio none}"
   [ -f "$d/enabled_plugins" ] || echo '[rabbitmq_management].' > "$d/enabled_plugins"
   cat > "$d/rabbitmq.conf" <<CONF
 listeners.tcp.default = 127.0.0.1:$AIRA_AMQP_PORT

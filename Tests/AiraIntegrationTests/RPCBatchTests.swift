@@ -1,0 +1,133 @@
+import AiraAMQP
+import AiraMessaging
+import Foundation
+import Synchronization
+import Testing
+
+/// Batched RPC (RPCBatch) through the real broker: many calls share request messages, each gets
+/// its own answer, slow answers come back on their own, and a bad request in a batch is refused
+/// alone.
+@Suite("RPC batches", .enabled(if: TestServers.available))
+struct RPCBatchTests {
+    final class Seen: Sendable {
+        let batches = Mutex<[Int]>([])
+        func record(_ n: Int) { self.batches.withLock { $0.append(n) } }
+    }
+
+    func serve(_ h: MessagingHarness, seen: Seen) -> (QueueSpec, RunningServices) {
+        let q = uniqueName("rpc-batch")
+        let spec = QueueSpec(name: q, bindings: ["\(q).call"], kind: .rpc, maxLength: 1000)
+        var routes = RPCRoutes()
+        routes.on(EchoRequest.self) { request, _ in EchoResponse(echoed: request.text.uppercased()) }
+        routes.onBatch(EchoRequest.self) { requests, _ in
+            seen.record(requests.count)
+            return requests.map { request -> RPCBatchOutcome<EchoResponse> in
+                if request.text == "forbidden" { return .answer(.failure(RPCErrorReply(code: "forbidden", message: "not allowed"))) }
+                guard let delay = request.delayMilliseconds else { return .answer(.success(EchoResponse(echoed: request.text.uppercased()))) }
+                return .later {
+                    try? await Task.sleep(for: .milliseconds(delay))
+                    return .success(EchoResponse(echoed: "LATE " + request.text.uppercased()))
+                }
+            }
+        }
+        let server = RPCServer(spec: spec, routes: routes, connection: h.connection, publisher: h.publisher,
+                               options: ConsumerOptions(concurrency: 8, prefetch: 16), logger: TestServers.logger)
+        return (spec, RunningServices([server]))
+    }
+
+    @Test("300 concurrent calls share messages; each gets its own answer or its own typed error")
+    func manyCalls() async throws {
+        let h = try await MessagingHarness.make()
+        let seen = Seen()
+        let (spec, services) = serve(h, seen: seen)
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+        let options = RPCBatch.Options(maxBatch: 64, parallel: 1)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<300 {
+                group.addTask {
+                    let text = i % 50 == 7 ? "forbidden" : "n\(i)"
+                    do {
+                        let r = try await client.call(EchoRequest(text: text), routingKey: spec.bindings[0], expecting: EchoResponse.self,
+                                                      timeout: .seconds(10), batching: options)
+                        #expect(text != "forbidden" && r.echoed == "N\(i)")
+                    } catch RPCCallError.remote(let reply) {
+                        #expect(text == "forbidden" && reply.code == "forbidden")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let batches = seen.batches.withLock { $0 }
+        #expect(batches.reduce(0, +) == 300)
+        #expect(batches.count < 300 && batches.allSatisfy { $0 <= 64 }, "batch sizes: \(batches)")
+        await services.stop()
+        await h.tearDown(spec)
+    }
+
+    @Test("a slow request answers on its own: the quick ones of its batch and the batches behind it do not wait")
+    func slowAnswerAlone() async throws {
+        let h = try await MessagingHarness.make()
+        let (spec, services) = serve(h, seen: Seen())
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+        let options = RPCBatch.Options(maxBatch: 64, parallel: 1)
+        let call: @Sendable (EchoRequest) async throws -> (String, Duration) = { request in
+            let started = ContinuousClock.now
+            let r = try await client.call(request, routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .seconds(10),
+                                          batching: options)
+            return (r.echoed, ContinuousClock.now - started)
+        }
+        async let slow = call(EchoRequest(text: "slow", delayMilliseconds: 2000))
+        try await Task.sleep(for: .milliseconds(50))
+        // One lane slot (parallel 1): these go once the slow one's batch has given its slot back.
+        let quick = try await withThrowingTaskGroup(of: (String, Duration).self) { group in
+            for i in 0..<20 { group.addTask { try await call(EchoRequest(text: "q\(i)")) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(quick.count == 20 && quick.allSatisfy { $0.0.hasPrefix("Q") })
+        #expect(quick.allSatisfy { $0.1 < .milliseconds(1500) }, "quick calls took \(quick.map(\.1))")
+        let (text, took) = try await slow
+        #expect(text == "LATE SLOW" && took >= .milliseconds(2000))
+        await services.stop()
+        await h.tearDown(spec)
+    }
+
+    @Test("a request of a batch that does not decode is refused alone; the others are answered")
+    func badItem() async throws {
+        let h = try await MessagingHarness.make()
+        let (spec, services) = serve(h, seen: Seen())
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+        // A batch of its own, sent through the lane: the caller of the bad one gets bad_request.
+        struct Wrong: MessageContract { static let messageType = EchoRequest.messageType; var unrelated: Int }
+        let options = RPCBatch.Options(maxBatch: 64, parallel: 1)
+        async let blocker = client.call(EchoRequest(text: "hold", delayMilliseconds: 300), routingKey: spec.bindings[0],
+                                        expecting: EchoResponse.self, timeout: .seconds(10), batching: options)
+        try await Task.sleep(for: .milliseconds(50))
+        async let good = client.call(EchoRequest(text: "fine"), routingKey: spec.bindings[0], expecting: EchoResponse.self,
+                                     timeout: .seconds(10), batching: options)
+        await #expect {
+            _ = try await client.call(Wrong(unrelated: 1), routingKey: spec.bindings[0], expecting: EchoResponse.self,
+                                      timeout: .seconds(10), batching: options)
+        } throws: { error in
+            guard case RPCCallError.remote(let reply) = error else { return false }
+            return reply.code == RPCErrorReply.badRequestCode && reply.message.contains("missing field 'text'")
+        }
+        #expect(try await good.echoed == "FINE")
+        #expect(try await blocker.echoed == "LATE HOLD")
+        // A batch message that is not an array at all is dead-lettered like any undecodable request.
+        await #expect(throws: RPCCallError.self) {
+            _ = try await client.call(NotABatch(), routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .seconds(5))
+        }
+        #expect(try await eventually { try await h.depth(spec.deadLetterQueue) == 1 })
+        await services.stop()
+        await h.tearDown(spec)
+    }
+}
+
+/// A body of the batch type that is not a JSON array.
+struct NotABatch: MessageContract {
+    static let messageType = EchoRequest.messageType + RPCBatch.typeSuffix
+    var text = "not an array"
+}
