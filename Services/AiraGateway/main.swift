@@ -48,7 +48,7 @@ do {
     let gptBatch = try env.int("AIRA_GPT_RPC_BATCH", default: 64, range: 1...1_000)
     let gpt = GPTRoutes(calls: calls, bodyLimit: bodyLimit, timeout: try env.duration("AIRA_GPT_TIMEOUT", default: .seconds(60)),
                         batching: gptBatch == 1 ? nil : RPCBatch.Options(
-                            maxBatch: gptBatch, parallel: try env.int("AIRA_GPT_RPC_BATCH_PARALLEL", default: 4, range: 1...256)))
+                            maxBatch: gptBatch, parallel: try env.int("AIRA_GPT_RPC_BATCH_PARALLEL", default: 2, range: 1...256)))
     let publisher = try await MessagePublisher.open(on: connection)
     // What the gateway publishes waits in its consumers' queues even before they first start.
     try await AuditEvent.queue.declare(on: publisher.channel)

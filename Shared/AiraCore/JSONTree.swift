@@ -242,26 +242,29 @@ private struct Parser {
     mutating func string() throws -> String {
         self.index += 1
         let start = self.index
-        var plain = true
+        var escaped = false, ascii = true
         while self.index < self.bytes.count {
             let c = self.bytes[self.index]
             if c == UInt8(ascii: "\"") {
                 break
             } else if c == UInt8(ascii: "\\") {
-                plain = false
+                escaped = true
                 self.index += 2
             } else if c < 0x20 {
                 throw JSONTree.Unsupported("control character in a string")
             } else {
-                if c >= 0x80 { plain = false }
+                if c >= 0x80 { ascii = false }
                 self.index += 1
             }
         }
         guard self.index < self.bytes.count else { throw JSONTree.Unsupported("unterminated string") }
         let raw = UnsafeBufferPointer(rebasing: self.bytes[start..<self.index])
         self.index += 1
-        if plain { return String(decoding: raw, as: UTF8.self) }
-        return try Self.unescape(raw)
+        if escaped { return try Self.unescape(raw) }
+        // ASCII (nearly every id, type and address) is valid as it is.
+        if ascii { return String(decoding: raw, as: UTF8.self) }
+        guard let text = String(validating: raw, as: UTF8.self) else { throw JSONTree.Unsupported("invalid UTF-8") }
+        return text
     }
 
     static func unescape(_ raw: UnsafeBufferPointer<UInt8>) throws -> String {
@@ -316,6 +319,20 @@ private struct Parser {
             }
         }
         guard let text = String(validating: out, as: UTF8.self) else { throw JSONTree.Unsupported("invalid UTF-8") }
+        return text
+    }
+}
+
+extension JSONTree {
+    /// Reads the JSON string whose opening quote is at `index` (escapes decoded, raw control
+    /// characters and invalid UTF-8 refused) and moves `index` past its closing quote. For other
+    /// hand-written readers (FlatJSON).
+    public static func readString(_ bytes: UnsafeBufferPointer<UInt8>, at index: inout Int) throws -> String {
+        var parser = Parser(bytes: bytes)
+        parser.index = index
+        guard parser.peek == UInt8(ascii: "\"") else { throw Unsupported("expected a string") }
+        let text = try parser.string()
+        index = parser.index
         return text
     }
 }

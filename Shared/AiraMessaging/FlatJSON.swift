@@ -155,74 +155,8 @@ public enum FlatJSON {
 
         mutating func string() throws -> String {
             try expect(UInt8(ascii: "\""))
-            let start = index
-            // Fast path: no escapes.
-            while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
-                index += 1
-            }
-            guard index < bytes.count else { throw Unsupported() }
-            if bytes[index] == UInt8(ascii: "\"") {
-                index += 1
-                return try Self.validUTF8(UnsafeBufferPointer(rebasing: bytes[start..<index - 1]))
-            }
-            var out = Array(bytes[start..<index])
-            while true {
-                guard index < bytes.count else { throw Unsupported() }
-                let c = bytes[index]
-                index += 1
-                switch c {
-                case UInt8(ascii: "\""):
-                    return try out.withUnsafeBufferPointer { try Self.validUTF8($0) }
-                case UInt8(ascii: "\\"):
-                    guard index < bytes.count else { throw Unsupported() }
-                    let e = bytes[index]
-                    index += 1
-                    switch e {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-                    case UInt8(ascii: "b"): out.append(0x08)
-                    case UInt8(ascii: "f"): out.append(0x0C)
-                    case UInt8(ascii: "n"): out.append(0x0A)
-                    case UInt8(ascii: "r"): out.append(0x0D)
-                    case UInt8(ascii: "t"): out.append(0x09)
-                    case UInt8(ascii: "u"):
-                        var scalar = try hex4()
-                        if (0xD800..<0xDC00).contains(scalar) {
-                            try literal("\\u")
-                            let low = try hex4()
-                            guard (0xDC00..<0xE000).contains(low) else { throw Unsupported() }
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        }
-                        guard let u = Unicode.Scalar(scalar) else { throw Unsupported() }
-                        out += Array(String(Character(u)).utf8)
-                    default: throw Unsupported()
-                    }
-                case 0..<0x20: throw Unsupported()
-                default: out.append(c)
-                }
-            }
-        }
-
-        mutating func hex4() throws -> UInt32 {
-            guard index + 4 <= bytes.count else { throw Unsupported() }
-            var v: UInt32 = 0
-            for _ in 0..<4 {
-                let c = bytes[index]
-                index += 1
-                switch c {
-                case 48...57: v = v << 4 | UInt32(c - 48)
-                case 65...70: v = v << 4 | UInt32(c - 55)
-                case 97...102: v = v << 4 | UInt32(c - 87)
-                default: throw Unsupported()
-                }
-            }
-            return v
-        }
-
-        static func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) throws -> String {
-            // ASCII (nearly every id, type and address) is valid as it is.
-            if !bytes.contains(where: { $0 >= 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
-            guard let s = String(validating: bytes, as: UTF8.self) else { throw Unsupported() }
-            return s
+            index -= 1
+            do { return try JSONTree.readString(bytes, at: &index) } catch { throw Unsupported() }
         }
     }
 }

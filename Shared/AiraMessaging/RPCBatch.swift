@@ -33,7 +33,7 @@ public enum RPCBatch {
         public var maxBatch: Int
         /// Batches awaiting their reply at once; further calls gather meanwhile.
         public var parallel: Int
-        public init(maxBatch: Int = 64, parallel: Int = 4) {
+        public init(maxBatch: Int = 64, parallel: Int = 2) {
             self.maxBatch = max(1, maxBatch)
             self.parallel = max(1, parallel)
         }
