@@ -57,44 +57,65 @@ struct GPTService: Sendable {
     /// question does (quota, single flight, upstream) and is answered on its own when done.
     /// Streamed questions are never batched (their pieces need replies of their own).
     func ask(batch requests: [AskRequest], context: MessageContext) async -> [RPCBatchOutcome<AskResponse>] {
-        var outcomes = [RPCBatchOutcome<AskResponse>](repeating: .answer(.failure(RPCErrorReply(code: RPCErrorReply.internalCode,
-                                                                                                  message: "question not answered"))),
-                                                      count: requests.count)
-        var lookups: [Question] = []
-        var lookupIndex: [Int] = []
-        for index in requests.indices {
-            let request = requests[index]
-            if request.stream {
-                outcomes[index] = .answer(.failure(RPCErrorReply(code: GPTError.invalidInput, message: "a streamed question cannot be batched")))
-                continue
-            }
-            do {
-                let question = try await self.prepare(request, context: context)
-                if request.cache == .use {
-                    lookups.append(question)
-                    lookupIndex.append(index)
-                } else {
-                    outcomes[index] = .later { await Self.result { try await self.answerFresh(question, context: context) } }
-                }
-            } catch {
-                outcomes[index] = .answer(.failure(Self.reply(for: error)))
+        // Conversations need Redis of their own (history before, the new turn after): their
+        // questions are prepared and finished concurrently, not one round trip after another.
+        let converse = requests.contains { $0.conversationId != nil }
+        let prepared = await Self.map(requests, concurrently: converse) { request -> Result<Question, RPCErrorReply> in
+            if request.stream { return .failure(RPCErrorReply(code: GPTError.invalidInput, message: "a streamed question cannot be batched")) }
+            do { return .success(try await self.prepare(request, context: context)) } catch { return .failure(Self.reply(for: error)) }
+        }
+        var outcomes = [RPCBatchOutcome<AskResponse>]()
+        outcomes.reserveCapacity(requests.count)
+        var lookups: [(index: Int, question: Question)] = []
+        for (index, item) in prepared.enumerated() {
+            switch item {
+            case .failure(let refusal):
+                outcomes.append(.answer(.failure(refusal)))
+            case .success(let question) where question.request.cache == .use:
+                outcomes.append(.answer(.failure(RPCErrorReply(code: RPCErrorReply.internalCode, message: "question not answered"))))
+                lookups.append((index, question))
+            case .success(let question):
+                outcomes.append(.later { await Self.result { try await self.answerFresh(question, context: context) } })
             }
         }
-        let found = await self.store.lookup(lookups.map { ($0.key, $0.quotaKey) })
-        for n in lookups.indices {
-            let question = lookups[n]
-            if let hit = found[n].0 {
-                let used = found[n].used
-                outcomes[lookupIndex[n]] = .answer(await Self.result { try await self.answer(question, cached: hit, used: used, context: context) })
-            } else {
-                outcomes[lookupIndex[n]] = .later { await Self.result { try await self.answerFresh(question, context: context) } }
+        let looked = lookups
+        let found = await self.store.lookup(looked.map { ($0.question.key, $0.question.quotaKey) })
+        let answers = await Self.map(Array(looked.indices), concurrently: converse) { n -> RPCBatchOutcome<AskResponse> in
+            let question = looked[n].question
+            guard let hit = found[n].0 else {
+                return .later { await Self.result { try await self.answerFresh(question, context: context) } }
             }
+            return .answer(await Self.result { try await self.answer(question, cached: hit, used: found[n].used, context: context) })
         }
+        for (n, answer) in answers.enumerated() { outcomes[looked[n].index] = answer }
         return outcomes
+    }
+
+    /// `transform` of every item, in order; concurrently if asked.
+    static func map<T: Sendable, R: Sendable>(_ items: [T], concurrently: Bool,
+                                              _ transform: @escaping @Sendable (T) async -> R) async -> [R] {
+        guard concurrently, items.count > 1 else {
+            var out: [R] = []
+            out.reserveCapacity(items.count)
+            for item in items { out.append(await transform(item)) }
+            return out
+        }
+        // Children return a struct, not an (Int, R) tuple: Swift 6.3.1's optimiser garbled the
+        // Int of such a tuple in release builds (seen as a crash in the first batch handler).
+        let done = await withTaskGroup(of: Indexed<R>.self) { group in
+            for (index, item) in items.enumerated() { group.addTask { Indexed(index: index, value: await transform(item)) } }
+            return await group.reduce(into: [Indexed<R>]()) { $0.append($1) }
+        }
+        return done.sorted { $0.index < $1.index }.map(\.value)
     }
 
     static func result(_ work: () async throws -> AskResponse) async -> Result<AskResponse, RPCErrorReply> {
         do { return .success(try await work()) } catch { return .failure(Self.reply(for: error)) }
+    }
+
+    struct Indexed<Value: Sendable>: Sendable {
+        let index: Int
+        let value: Value
     }
 
     /// A thrown error as the typed reply a single question would get.

@@ -122,6 +122,38 @@ struct GPTTests {
         }
     }
 
+    @Test("conversations: the history is part of the key; many conversations at once (batched) each keep their own")
+    func conversations() async throws {
+        try await ServiceStack.with(gptProxies: 1) { stack in
+            let session = try await user(stack)
+            func turn(_ question: String, _ conversation: String?) async throws -> ServiceStack.Reply {
+                var body: [String: Any] = ["question": question]
+                if let conversation { body["conversationId"] = conversation }
+                return try await stack.call("POST", "/api/gpt/qna", json: body, token: session.access)
+            }
+            let c = uniqueName("conv").replacingOccurrences(of: ".", with: "-")
+            let first = try await turn("Where do dead letters go?", c)
+            #expect(first.status == 200 && first.json["cached"] as? Bool == false && first.json["conversationId"] as? String == c)
+            // Without history the same question is the same key: a hit.
+            #expect(try await turn("Where do dead letters go?", nil).json["cached"] as? Bool == true)
+            // With this conversation's history in front of it, it is another question.
+            #expect(try await turn("Where do dead letters go?", c).json["cached"] as? Bool == false)
+
+            // 12 conversations, two turns each, all at once: each reply belongs to its own conversation.
+            let ids = (0..<12).map { "\(c)-\($0)" }
+            for question in ["Say hello", "And then?"] {
+                let replies = try await withThrowingTaskGroup(of: (String, ServiceStack.Reply).self) { group in
+                    for id in ids { group.addTask { (id, try await turn(question, id)) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(replies.count == 12)
+                for (id, reply) in replies {
+                    #expect(reply.status == 200 && reply.json["conversationId"] as? String == id, "\(reply)")
+                }
+            }
+        }
+    }
+
     @Test("20 identical questions at once across two proxy instances: one upstream call")
     func singleFlight() async throws {
         try await ServiceStack.with(gateways: 2, gptProxies: 2, environment: ["AIRA_MOCK_LATENCY": "600ms"]) { stack in
