@@ -106,12 +106,20 @@ struct AdminCLITests {
         try await seedDeadLetters(h, spec: spec, count: 3, error: "SMTP 451 try later", idPrefix: "s")
         let before = try await peekIDs(h, spec.deadLetterQueue)
         #expect(before.count == 12)
+        // A peek (ours or the tool's) returns what it looked at when its channel closes, which the
+        // broker finishes asynchronously: wait until every message is back before looking again.
+        func settled(_ count: Int) async throws -> Bool {
+            try await eventually { try await h.depth(spec.deadLetterQueue) == count }
+        }
+        #expect(try await settled(12))
 
         // Dry run: reports, moves nothing.
         let dry = try aira(["dlq", "replay", spec.name, "--type", "test.other.v1", "--dry-run"])
         #expect(dry.status == 0 && dry.stdout.contains("would move 3 of 3"), "\(dry.stdout)\(dry.stderr)")
+        #expect(try await settled(12))
         #expect(try await peekIDs(h, spec.deadLetterQueue) == before)
         #expect(try await h.depth(spec.name) == 0)
+        #expect(try await settled(12))
 
         let byID = try aira(["dlq", "replay", spec.name, "--id", "a1", "--id", "a4"])
         #expect(byID.status == 0, "\(byID.stderr)")
@@ -123,6 +131,7 @@ struct AdminCLITests {
         // --limit 2 takes the first two matches in queue order (seeding publishes concurrently,
         // so that order is whatever the DLQ holds).
         let moved = Set(["a1", "a4", "o0", "o1", "o2"] + before.filter { $0.hasPrefix("s") }.prefix(2))
+        #expect(try await settled(before.count - moved.count))
         #expect(try await peekIDs(h, spec.deadLetterQueue) == before.filter { !moved.contains($0) })
         let back = try await peekIDs(h, spec.name)
         #expect(Set(back) == moved)
