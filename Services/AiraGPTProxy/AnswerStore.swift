@@ -49,20 +49,10 @@ struct AnswerStore: Sendable {
 
     /// The cached answer (its TTL refreshed), and the user's quota count, in one round trip.
     func lookup(_ key: CacheKey, quotaKey: String) async -> (Completion?, used: Int?) {
-        do {
-            let replies = try await self.redis.pipeline([["GETEX", key.description, "EX", String(self.cacheTTL.components.seconds)],
-                                                         ["GET", quotaKey]])
-            let entry = replies[0].string.flatMap { try? MessageCoding.decode(Entry.self, from: Array($0.utf8)) }
-            (entry == nil ? Self.misses : Self.hits).increment()
-            return (entry?.completion, replies[1].string.flatMap(Int.init) ?? 0)
-        } catch {
-            self.degraded("cache read", error)
-            Self.misses.increment()
-            return (nil, nil)
-        }
+        await self.lookup([(key, quotaKey)])[0]
     }
 
-    /// ``lookup(_:quotaKey:)`` for many questions in one round trip (a batch of them).
+    /// The same for many questions (a batch of them), in one round trip.
     func lookup(_ questions: [(key: CacheKey, quotaKey: String)]) async -> [(Completion?, used: Int?)] {
         guard !questions.isEmpty else { return [] }
         let ttl = String(self.cacheTTL.components.seconds)

@@ -138,7 +138,7 @@ extension GPTRoutes.Question: FastJSONDecodable {
 }
 
 extension GPTRoutes.Answer: FastJSONEncodable {
-    func appendJSON(to out: inout [UInt8]) {
+    func appendJSON(to out: inout [UInt8]) throws {
         out.append(UInt8(ascii: "{"))
         JSONText.appendKey("answer", first: true, to: &out)
         JSONText.appendQuoted(self.answer, to: &out)
@@ -153,7 +153,7 @@ extension GPTRoutes.Answer: FastJSONEncodable {
             JSONText.appendQuoted(c, to: &out)
         }
         JSONText.appendKey("quota", to: &out)
-        self.quota.appendJSON(to: &out)
+        try self.quota.appendJSON(to: &out)
         out.append(UInt8(ascii: "}"))
     }
 }

@@ -112,7 +112,7 @@ public enum GPTError {
 // as an AskResponse (see JSONTree; tests compare both ways with JSONEncoder/JSONDecoder).
 
 extension ClientInfo: FastJSONEncodable, FastJSONDecodable {
-    public func appendJSON(to out: inout [UInt8]) {
+    public func appendJSON(to out: inout [UInt8]) throws {
         out.append(UInt8(ascii: "{"))
         JSONText.appendKey("ip", first: true, to: &out)
         JSONText.appendQuoted(self.ip, to: &out)
@@ -130,7 +130,7 @@ extension ClientInfo: FastJSONEncodable, FastJSONDecodable {
 }
 
 extension AskRequest: FastJSONEncodable, FastJSONDecodable {
-    public func appendJSON(to out: inout [UInt8]) {
+    public func appendJSON(to out: inout [UInt8]) throws {
         out.append(UInt8(ascii: "{"))
         JSONText.appendKey("userId", first: true, to: &out)
         JSONText.appendQuoted(self.userId.lowercasedString, to: &out)
@@ -144,11 +144,11 @@ extension AskRequest: FastJSONEncodable, FastJSONDecodable {
         out.append(UInt8(ascii: "["))
         for (i, message) in self.messages.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            message.appendJSON(to: &out)
+            try message.appendJSON(to: &out)
         }
         out.append(UInt8(ascii: "]"))
         JSONText.appendKey("parameters", to: &out)
-        self.parameters.appendJSON(to: &out)
+        try self.parameters.appendJSON(to: &out)
         JSONText.appendKey("cache", to: &out)
         JSONText.appendQuoted(self.cache.rawValue, to: &out)
         JSONText.appendKey("stream", to: &out)
@@ -158,14 +158,8 @@ extension AskRequest: FastJSONEncodable, FastJSONDecodable {
             JSONText.appendQuoted(c, to: &out)
         }
         JSONText.appendKey("client", to: &out)
-        self.client.appendJSON(to: &out)
+        try self.client.appendJSON(to: &out)
         out.append(UInt8(ascii: "}"))
-    }
-
-    /// Written by hand unless a parameter is not a finite number (JSONEncoder then refuses it, as before).
-    public func encoded() throws -> [UInt8] {
-        guard self.parameters.isFinite else { return try MessageCoding.encodeWithFoundation(self) }
-        return self.fastJSON()
     }
 
     public init(json: JSONTree) throws {
@@ -182,7 +176,7 @@ extension AskRequest: FastJSONEncodable, FastJSONDecodable {
 }
 
 extension QuotaStatus: FastJSONEncodable, FastJSONDecodable {
-    public func appendJSON(to out: inout [UInt8]) {
+    public func appendJSON(to out: inout [UInt8]) throws {
         out.append(UInt8(ascii: "{"))
         JSONText.appendKey("used", first: true, to: &out)
         JSONText.append(self.used, to: &out)
@@ -201,7 +195,7 @@ extension QuotaStatus: FastJSONEncodable, FastJSONDecodable {
 }
 
 extension AskResponse: FastJSONEncodable, FastJSONDecodable {
-    public func appendJSON(to out: inout [UInt8]) {
+    public func appendJSON(to out: inout [UInt8]) throws {
         out.append(UInt8(ascii: "{"))
         JSONText.appendKey("id", first: true, to: &out)
         JSONText.appendQuoted(self.id, to: &out)
@@ -215,10 +209,10 @@ extension AskResponse: FastJSONEncodable, FastJSONDecodable {
         JSONText.append(self.cached, to: &out)
         if let usage = self.usage {
             JSONText.appendKey("usage", to: &out)
-            usage.appendJSON(to: &out)
+            try usage.appendJSON(to: &out)
         }
         JSONText.appendKey("quota", to: &out)
-        self.quota.appendJSON(to: &out)
+        try self.quota.appendJSON(to: &out)
         if let c = self.conversationId {
             JSONText.appendKey("conversationId", to: &out)
             JSONText.appendQuoted(c, to: &out)

@@ -64,37 +64,27 @@ extension [(String, JSONTree)] {
         return s
     }
 
-    /// An optional string member (absent or null → nil).
-    public func optionalString(_ key: String) throws -> String? {
-        switch self[key] {
-        case nil, .null?: return nil
-        case .string(let s)?: return s
-        default: throw JSONTree.Unsupported("'\(key)' is not a string")
-        }
+    /// An optional member read by `read` (absent or null → nil; anything `read` refuses → throws).
+    private func optional<T>(_ key: String, _ what: String, _ read: (JSONTree) -> T?) throws -> T? {
+        guard let value = self[key], !value.isNull else { return nil }
+        guard let result = read(value) else { throw JSONTree.Unsupported("'\(key)' is not \(what)") }
+        return result
     }
 
+    public func optionalString(_ key: String) throws -> String? { try self.optional(key, "a string") { $0.string } }
+
     public func bool(_ key: String) throws -> Bool {
-        guard case .bool(let b)? = self[key] else { throw JSONTree.Unsupported("'\(key)' is not a boolean") }
+        guard let b = try self.optionalBool(key) else { throw JSONTree.Unsupported("'\(key)' is missing") }
         return b
     }
 
     public func optionalBool(_ key: String) throws -> Bool? {
-        switch self[key] {
-        case nil, .null?: return nil
-        case .bool(let b)?: return b
-        default: throw JSONTree.Unsupported("'\(key)' is not a boolean")
-        }
+        try self.optional(key, "a boolean") { if case .bool(let b) = $0 { b } else { nil } }
     }
 
     /// An integer member written as one (no fraction, no exponent).
     public func optionalInt(_ key: String) throws -> Int? {
-        switch self[key] {
-        case nil, .null?: return nil
-        case .number(let text)?:
-            guard let i = Int(text) else { throw JSONTree.Unsupported("'\(key)' is not an integer") }
-            return i
-        default: throw JSONTree.Unsupported("'\(key)' is not a number")
-        }
+        try self.optional(key, "an integer") { if case .number(let text) = $0 { Int(text) } else { nil } }
     }
 
     public func int(_ key: String) throws -> Int {
@@ -103,22 +93,12 @@ extension [(String, JSONTree)] {
     }
 
     public func optionalDouble(_ key: String) throws -> Double? {
-        switch self[key] {
-        case nil, .null?: return nil
-        case .number(let text)?:
-            guard let d = Double(text), d.isFinite else { throw JSONTree.Unsupported("'\(key)' is not a number") }
-            return d
-        default: throw JSONTree.Unsupported("'\(key)' is not a number")
-        }
+        try self.optional(key, "a finite number") { if case .number(let text) = $0, let d = Double(text), d.isFinite { d } else { nil } }
     }
 
     /// An optional object member's members.
     public func optionalObject(_ key: String) throws -> [(String, JSONTree)]? {
-        switch self[key] {
-        case nil, .null?: return nil
-        case .object(let m)?: return m
-        default: throw JSONTree.Unsupported("'\(key)' is not an object")
-        }
+        try self.optional(key, "an object") { if case .object(let m) = $0 { m } else { nil } }
     }
 
     public func object(_ key: String) throws -> [(String, JSONTree)] {
@@ -127,11 +107,7 @@ extension [(String, JSONTree)] {
     }
 
     public func optionalArray(_ key: String) throws -> [JSONTree]? {
-        switch self[key] {
-        case nil, .null?: return nil
-        case .array(let a)?: return a
-        default: throw JSONTree.Unsupported("'\(key)' is not an array")
-        }
+        try self.optional(key, "an array") { if case .array(let a) = $0 { a } else { nil } }
     }
 }
 
@@ -340,14 +316,15 @@ extension JSONTree {
 /// A type that writes its own JSON (faster than JSONEncoder on hot paths); JSONDecoder must
 /// read the result back to the same value.
 public protocol FastJSONEncodable: Encodable {
-    func appendJSON(to out: inout [UInt8])
+    /// Throws for what JSON cannot say (a non-finite number), as JSONEncoder does.
+    func appendJSON(to out: inout [UInt8]) throws
 }
 
 extension FastJSONEncodable {
-    public func fastJSON() -> [UInt8] {
+    public func fastJSON() throws -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        self.appendJSON(to: &out)
+        try self.appendJSON(to: &out)
         return out
     }
 }
@@ -370,6 +347,11 @@ extension JSONText {
 
     /// A number as JSON: integers as they are, doubles in their shortest round-tripping form.
     public static func append(_ value: Int, to out: inout [UInt8]) { out.append(contentsOf: String(value).utf8) }
-    public static func append(_ value: Double, to out: inout [UInt8]) { out.append(contentsOf: value.description.utf8) }
+    public static func append(_ value: Double, to out: inout [UInt8]) throws {
+        guard value.isFinite else {
+            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(value) is not a valid JSON number"))
+        }
+        out.append(contentsOf: value.description.utf8)
+    }
     public static func append(_ value: Bool, to out: inout [UInt8]) { out.append(contentsOf: (value ? "true" : "false").utf8) }
 }

@@ -10,11 +10,7 @@ public enum PromptNormalizer {
     /// punctuation (`. , ! ? ; : …` and their full-width forms) removed. Punctuation inside the
     /// text, digits, and words are kept: "turn on" and "turn off" stay different.
     public static func normalize(_ text: String) -> String {
-        // ASCII is already NFKC, and its case folding is lower-casing: no Foundation (NSString
-        // on Linux) for the common case, which was a tenth of the proxy's CPU on cache hits.
-        let folded = text.utf8.allSatisfy({ $0 < 0x80 })
-            ? String(decoding: text.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
-            : text.precomposedStringWithCompatibilityMapping.folding(options: [.caseInsensitive], locale: nil)
+        let folded = Self.fold(text)
         var out = ""
         out.reserveCapacity(folded.utf8.count)
         var pendingSpace = false
@@ -30,6 +26,16 @@ public enum PromptNormalizer {
             out.unicodeScalars.removeLast()
         }
         return out
+    }
+
+    /// NFKC, then case folding. ASCII is already NFKC, and its case folding is lower-casing: no
+    /// Foundation (NSString on Linux) for the common case, which was a tenth of the proxy's CPU
+    /// on cache hits.
+    public static func fold(_ text: String) -> String {
+        guard text.utf8.allSatisfy({ $0 < 0x80 }) else {
+            return text.precomposedStringWithCompatibilityMapping.folding(options: [.caseInsensitive], locale: nil)
+        }
+        return String(decoding: text.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
     static let trailing: Set<Unicode.Scalar> = [".", ",", "!", "?", ";", ":", "…", "。", "！", "？", "、", "¿", "¡"]

@@ -206,7 +206,7 @@ public struct ChatCompletionChunk: Codable, Sendable {
 // MARK: - Fast JSON (the cached-answer path: see JSONTree)
 
 extension ChatMessage: FastJSONEncodable, FastJSONDecodable {
-    public func appendJSON(to out: inout [UInt8]) {
+    public func appendJSON(to out: inout [UInt8]) throws {
         out.append(UInt8(ascii: "{"))
         JSONText.appendKey("role", first: true, to: &out)
         JSONText.appendQuoted(self.role, to: &out)
@@ -229,20 +229,15 @@ extension ChatMessage: FastJSONEncodable, FastJSONDecodable {
 }
 
 extension SamplingParameters: FastJSONEncodable, FastJSONDecodable {
-    /// False when JSONEncoder must write it (a non-finite number, which it refuses).
-    public var isFinite: Bool {
-        [self.temperature, self.topP, self.presencePenalty, self.frequencyPenalty].allSatisfy { $0?.isFinite ?? true }
-    }
-
-    public func appendJSON(to out: inout [UInt8]) {
+    public func appendJSON(to out: inout [UInt8]) throws {
         out.append(UInt8(ascii: "{"))
         var first = true
         func key(_ k: StaticString) {
             JSONText.appendKey(k, first: first, to: &out)
             first = false
         }
-        if let v = self.temperature { key("temperature"); JSONText.append(v, to: &out) }
-        if let v = self.topP { key("topP"); JSONText.append(v, to: &out) }
+        if let v = self.temperature { key("temperature"); try JSONText.append(v, to: &out) }
+        if let v = self.topP { key("topP"); try JSONText.append(v, to: &out) }
         if let v = self.maxTokens { key("maxTokens"); JSONText.append(v, to: &out) }
         if let v = self.stop {
             key("stop")
@@ -254,8 +249,8 @@ extension SamplingParameters: FastJSONEncodable, FastJSONDecodable {
             out.append(UInt8(ascii: "]"))
         }
         if let v = self.seed { key("seed"); JSONText.append(v, to: &out) }
-        if let v = self.presencePenalty { key("presencePenalty"); JSONText.append(v, to: &out) }
-        if let v = self.frequencyPenalty { key("frequencyPenalty"); JSONText.append(v, to: &out) }
+        if let v = self.presencePenalty { key("presencePenalty"); try JSONText.append(v, to: &out) }
+        if let v = self.frequencyPenalty { key("frequencyPenalty"); try JSONText.append(v, to: &out) }
         out.append(UInt8(ascii: "}"))
     }
 
@@ -272,7 +267,7 @@ extension SamplingParameters: FastJSONEncodable, FastJSONDecodable {
 }
 
 extension Usage: FastJSONEncodable, FastJSONDecodable {
-    public func appendJSON(to out: inout [UInt8]) {
+    public func appendJSON(to out: inout [UInt8]) throws {
         out.append(UInt8(ascii: "{"))
         JSONText.appendKey("prompt_tokens", first: true, to: &out)
         JSONText.append(self.promptTokens, to: &out)

@@ -54,7 +54,7 @@ public enum MessageCoding {
 
     /// A ``FastJSONEncodable`` value writes itself; anything else goes through JSONEncoder.
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        if let fast = value as? any FastJSONEncodable { return fast.fastJSON() }
+        if let fast = value as? any FastJSONEncodable { return try fast.fastJSON() }
         return Array(try Self.encoder.encode(value))
     }
 

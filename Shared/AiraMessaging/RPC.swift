@@ -100,8 +100,9 @@ public protocol RPCHandler: Sendable {
 ///     var routes = RPCRoutes()
 ///     routes.on(LoginRequest.self) { request, context in try await service.login(request) }
 public struct RPCRoutes: Sendable {
-    /// A decoded request, ready to run (and re-run, for in-process retries); returns the encoded response.
-    typealias Call = @Sendable (MessageContext) async throws -> [UInt8]
+    /// A decoded request, ready to run (and re-run, for in-process retries); returns the encoded
+    /// response, or nil when it has sent its replies itself (a batch answered in parts).
+    typealias Call = @Sendable (MessageContext) async throws -> [UInt8]?
     typealias Decoder = @Sendable ([UInt8]) throws -> Call
 
     var decoders: [String: Decoder] = [:]

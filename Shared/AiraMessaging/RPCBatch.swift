@@ -51,18 +51,22 @@ public enum RPCBatch {
         return out
     }
 
+    private static let indexPrefix = Array(#"{"i":"#.utf8)
+    private static let okKey = Array(#","ok":"#.utf8)
+    private static let errorKey = Array(#","error":"#.utf8)
+
     public static func encodeReplies(_ results: [(index: Int, result: Result<[UInt8], RPCErrorReply>)]) -> [UInt8] {
         var out: [UInt8] = [UInt8(ascii: "[")]
         for (n, item) in results.enumerated() {
             if n > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: #"{"i":"#.utf8)
+            out.append(contentsOf: Self.indexPrefix)
             out.append(contentsOf: String(item.index).utf8)
             switch item.result {
             case .success(let body):
-                out.append(contentsOf: #","ok":"#.utf8)
+                out.append(contentsOf: Self.okKey)
                 out.append(contentsOf: body)
             case .failure(let error):
-                out.append(contentsOf: #","error":"#.utf8)
+                out.append(contentsOf: Self.errorKey)
                 out.append(contentsOf: (try? MessageCoding.encode(error)) ?? Array(#"{"code":"internal","message":"error not encodable"}"#.utf8))
             }
             out.append(UInt8(ascii: "}"))
@@ -77,7 +81,7 @@ public enum RPCBatch {
         return try ranges.map { range in
             // {"i":N,"ok":…} or {"i":N,"error":…}, as encodeReplies writes it.
             let element = body[range]
-            guard element.starts(with: Array(#"{"i":"#.utf8)), body[range.upperBound - 1] == UInt8(ascii: "}") else {
+            guard element.starts(with: Self.indexPrefix), body[range.upperBound - 1] == UInt8(ascii: "}") else {
                 throw JSONSlices.Malformed(description: "reply is not {\"i\":…}")
             }
             var i = range.lowerBound + 5
@@ -89,11 +93,11 @@ public enum RPCBatch {
             }
             guard i > digitsStart else { throw JSONSlices.Malformed(description: "reply without an index") }
             let rest = body[i..<(range.upperBound - 1)]
-            if rest.starts(with: Array(#","ok":"#.utf8)) {
-                return (index, .success(Array(rest.dropFirst(6))))
+            if rest.starts(with: Self.okKey) {
+                return (index, .success(Array(rest.dropFirst(Self.okKey.count))))
             }
-            if rest.starts(with: Array(#","error":"#.utf8)) {
-                return (index, .failure(try MessageCoding.decode(RPCErrorReply.self, from: Array(rest.dropFirst(9)))))
+            if rest.starts(with: Self.errorKey) {
+                return (index, .failure(try MessageCoding.decode(RPCErrorReply.self, from: Array(rest.dropFirst(Self.errorKey.count)))))
             }
             throw JSONSlices.Malformed(description: "reply is neither ok nor error")
         }
@@ -134,7 +138,7 @@ extension RPCRoutes {
                 }
             }
             let (requestList, positionList, refusedList) = (requests, positions, refused)
-            return { context in
+            return { (context: MessageContext) -> [UInt8]? in
                 let (requests, positions, refused) = (requestList, positionList, refusedList)
                 for item in refused {
                     if case .failure(let refusal) = item.result {
@@ -144,7 +148,7 @@ extension RPCRoutes {
                 let outcomes = requests.isEmpty ? [] : await handler(requests, context)
                 func encoded(_ result: Result<Response, RPCErrorReply>) -> Result<[UInt8], RPCErrorReply> {
                     result.flatMap { response in
-                        do { return .success(try RPCBatch.encodeResponse(response)) } catch {
+                        do { return .success(try MessageCoding.encode(response)) } catch {
                             return .failure(RPCErrorReply(code: RPCErrorReply.internalCode, message: "response not encodable: \(error)"))
                         }
                     }
@@ -167,20 +171,9 @@ extension RPCRoutes {
                         group.addTask { context.reply(RPCBatch.encodeReplies([(item.index, encoded(await item.work()))])) }
                     }
                 }
-                // Everything has been answered: no final reply.
-                return []
+                return nil // everything has been answered
             }
         }
-    }
-}
-
-extension RPCBatch {
-    static func encodeResponse<Response: Encodable>(_ response: Response) throws -> [UInt8] {
-        try MessageCoding.encode(response)
-    }
-
-    static func decodeResponse<Response: Decodable>(_ type: Response.Type, from body: [UInt8]) throws -> Response {
-        try MessageCoding.decode(Response.self, from: body)
     }
 }
 

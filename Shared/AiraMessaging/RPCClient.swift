@@ -93,7 +93,7 @@ public final class RPCClient: Sendable {
             throw error
         }
         do {
-            let response = try RPCBatch.decodeResponse(Response.self, from: raw)
+            let response = try MessageCoding.decode(Response.self, from: raw)
             self.calls.increment()
             return response
         } catch {

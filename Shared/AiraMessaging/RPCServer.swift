@@ -65,7 +65,7 @@ public final class RPCServer: EngineConsumer {
     }
 
     /// Runs the handler, retrying transient errors while the deadline allows.
-    private func run(_ call: RPCRoutes.Call, context: MessageContext, deadline: Date?) async -> Result<[UInt8], RPCErrorReply> {
+    private func run(_ call: RPCRoutes.Call, context: MessageContext, deadline: Date?) async -> Result<[UInt8]?, RPCErrorReply> {
         var attempt = 0
         while true {
             context.followUps.reset()
@@ -92,11 +92,10 @@ public final class RPCServer: EngineConsumer {
         }
     }
 
-    private func reply(to message: InboundMessage, _ result: Result<[UInt8], RPCErrorReply>) {
+    private func reply(to message: InboundMessage, _ result: Result<[UInt8]?, RPCErrorReply>) {
         switch result {
         case .success(let response):
-            // Empty: the handler has sent its replies itself (a batch answered in parts).
-            guard !response.isEmpty else { return }
+            guard let response else { return } // replied in parts already
             self.parts.publisher.reply(to: message, body: response, status: RPCReplyStatus.ok)
         case .failure(let error):
             let body = (try? MessageCoding.encode(error)) ?? Array(#"{"code":"internal","message":"error not encodable"}"#.utf8)
