@@ -36,7 +36,8 @@ final class AnalysisScheduler: Service, Sendable {
         self.logger.info("analysis schedule", metadata: [
             "time": "\(self.schedule.secondsOfDay / 3600):\(self.schedule.secondsOfDay % 3600 / 60)", "timezone": "\(self.schedule.timezoneName)",
             "catch_up_days": "\(self.schedule.catchUpDays)", "next": "\(iso8601(self.schedule.nextTrigger(after: Date())))"])
-        await withGracefulShutdownHandler {
+        // Cancellation too: the service group cancels its services when a sibling fails to start.
+        await withTaskCancellationOrGracefulShutdownHandler {
             while !self.stopping.load(ordering: .acquiring) {
                 await self.check()
                 // Until the next due time or the next check, whichever is first, in short slices
@@ -47,7 +48,7 @@ final class AnalysisScheduler: Service, Sendable {
                     try? await Task.sleep(for: min(.milliseconds(200), wake - .now))
                 }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             self.stopping.store(true, ordering: .releasing)
             self.coordinator.stop()
         }

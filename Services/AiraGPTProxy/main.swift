@@ -28,34 +28,39 @@ do {
     let concurrency = try env.int("AIRA_GPT_UPSTREAM_CONCURRENCY", default: 32, range: 1...10_000)
     httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+    // Shut down however start-up or the run ends (a client dropped unshut traps).
+    do {
+        let redis = RedisClient(configuration: try settings.redisConfiguration())
+        var store = AnswerStore(redis: redis, logger: logger)
+        store.cacheTTL = try env.duration("AIRA_GPT_CACHE_TTL", default: .seconds(72 * 3600))
+        store.flightWait = try env.duration("AIRA_GPT_SINGLE_FLIGHT_WAIT", default: .seconds(15))
+        let connection = try await ServiceHost.connectBroker(settings, logger: logger)
+        let publisher = try await MessagePublisher.open(on: connection)
+        try await AuditEvent.queue.declare(on: publisher.channel)
+        // Questions are recorded after their reply, so an event may wait longer for company: at
+        // thousands of cached answers a second, 20 ms gathers ~50 events per persistent message
+        // where 1 ms gathered ~5 (the broker's quorum-queue writes were a third of its CPU).
+        let trail = AuditTrail(publisher: publisher, options: try AuditTrail.Options.from(env, defaults: .init(maxDelay: .milliseconds(20))),
+                               logger: logger)
+        let service = GPTService(
+            upstream: Upstream(configuration: upstreamConfiguration, http: http, slots: AsyncLimiter(limit: concurrency), logger: logger),
+            store: store, cacheVersion: env.string("AIRA_GPT_CACHE_VERSION", default: "1"),
+            quotas: ["USER": try env.int("AIRA_GPT_QUOTA_USER", default: 100, range: 0...10_000_000),
+                     "ADMIN": try env.int("AIRA_GPT_QUOTA_ADMIN", default: 1000, range: 0...10_000_000)],
+            trail: trail)
 
-    let redis = RedisClient(configuration: try settings.redisConfiguration())
-    var store = AnswerStore(redis: redis, logger: logger)
-    store.cacheTTL = try env.duration("AIRA_GPT_CACHE_TTL", default: .seconds(72 * 3600))
-    store.flightWait = try env.duration("AIRA_GPT_SINGLE_FLIGHT_WAIT", default: .seconds(15))
-    let connection = try await ServiceHost.connectBroker(settings, logger: logger)
-    let publisher = try await MessagePublisher.open(on: connection)
-    try await AuditEvent.queue.declare(on: publisher.channel)
-    // Questions are recorded after their reply, so an event may wait longer for company: at
-    // thousands of cached answers a second, 20 ms gathers ~50 events per persistent message
-    // where 1 ms gathered ~5 (the broker's quorum-queue writes were a third of its CPU).
-    let trail = AuditTrail(publisher: publisher, options: try AuditTrail.Options.from(env, defaults: .init(maxDelay: .milliseconds(20))),
-                           logger: logger)
-    let service = GPTService(
-        upstream: Upstream(configuration: upstreamConfiguration, http: http, slots: AsyncLimiter(limit: concurrency), logger: logger),
-        store: store, cacheVersion: env.string("AIRA_GPT_CACHE_VERSION", default: "1"),
-        quotas: ["USER": try env.int("AIRA_GPT_QUOTA_USER", default: 100, range: 0...10_000_000),
-                 "ADMIN": try env.int("AIRA_GPT_QUOTA_ADMIN", default: 1000, range: 0...10_000_000)],
-        trail: trail)
-
-    let server = RPCServer(spec: GPTRPC.queue, routes: service.routes, connection: connection, publisher: publisher,
-                           options: settings.consumer, logger: logger)
-    logger.info("gpt proxy configured", metadata: ["upstream": "\(upstreamConfiguration.baseURL)", "model": "\(upstreamConfiguration.model)"])
-    // Redis is not a readiness condition: without it questions are still answered (uncached).
-    try await ServiceHost.run(settings: settings, logger: logger, registry: registry, connection: connection,
-                              publishers: [trail], services: [server], readiness: [ReadinessCheck("broker") { connection.isConnected }])
-    await redis.shutdown()
-    try await http.shutdown().get()
+        let server = RPCServer(spec: GPTRPC.queue, routes: service.routes, connection: connection, publisher: publisher,
+                               options: settings.consumer, logger: logger)
+        logger.info("gpt proxy configured", metadata: ["upstream": "\(upstreamConfiguration.baseURL)", "model": "\(upstreamConfiguration.model)"])
+        // Redis is not a readiness condition: without it questions are still answered (uncached).
+        try await ServiceHost.run(settings: settings, logger: logger, registry: registry, connection: connection,
+                                  publishers: [trail], services: [server], readiness: [ReadinessCheck("broker") { connection.isConnected }])
+        await redis.shutdown()
+    } catch {
+        try? await http.shutdown()
+        throw error
+    }
+    try await http.shutdown()
 } catch {
     exitOnStartupFailure("aira-gpt-proxy", error)
 }

@@ -131,4 +131,25 @@ struct WorkerProcessTests {
         await cleanup(key)
         await h.tearDown(spec)
     }
+
+    @Test("a service whose HTTP port is taken exits 1 and says why (it used to hang with its siblings waiting)")
+    func portTaken() async throws {
+        // Start-up fails after the broker connection and the services are up: the group cancels
+        // them, and every one must end (the audit trail's batcher waited for a graceful
+        // shutdown that never came, so the process hung without listening).
+        let stack = try await ServiceStack.start(auth: 0, gateways: 0)
+        let taken = try ListeningSocket()
+        for executable in ["aira-gateway", "aira-auth", "aira-gpt-proxy", "aira-mock-llm", "aira-audit-writer",
+                           "aira-email-worker", "aira-thumbnail-worker", "aira-analyzer"] {
+            let p = try WorkerProcess(executable: executable, name: "port-taken",
+                                      environment: stack.environment.merging(["AIRA_HTTP_PORT": "\(taken.port)",
+                                                                               "AIRA_ANALYZER_CATCH_UP_DAYS": "0"]) { $1 })
+            let status = await p.waitForExit(timeout: .seconds(20))
+            #expect(status == 1, "\(executable) did not exit 1 (\(status.map(String.init) ?? "still running")):\n\(p.log.suffix(2000))")
+            #expect(p.log.contains("\(executable): cannot start") && p.log.contains("Address already in use"),
+                    "\(executable):\n\(p.log.suffix(2000))")
+        }
+        withExtendedLifetime(taken) {}
+        await stack.stop()
+    }
 }
