@@ -1,15 +1,18 @@
 import Foundation
 
+@usableFromInline package let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
 extension Sequence where Element == UInt8 {
     /// Lower-case hexadecimal, e.g. of a SHA-256 digest for a Redis key. (`String(format:)`
     /// per byte is slow on Linux: it builds a locale, reading the process environment, each time.)
-    package var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
+    /// Inlinable, so each caller gets it specialised for its sequence (a digest through the
+    /// generic `Sequence` witnesses was half the cost of a cache key).
+    @inlinable package var hexString: String {
         var out: [UInt8] = []
-        out.reserveCapacity(self.underestimatedCount * 2)
+        out.reserveCapacity(Swift.max(64, self.underestimatedCount * 2))
         for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
+            out.append(hexDigits[Int(byte >> 4)])
+            out.append(hexDigits[Int(byte & 0x0F)])
         }
         return String(decoding: out, as: UTF8.self)
     }

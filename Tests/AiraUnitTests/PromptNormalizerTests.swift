@@ -74,4 +74,32 @@ struct PromptNormalizerTests {
         #expect(base != CacheKey(model: "m", version: "1", messages: [ChatMessage(role: "assistant", content: "What is RabbitMQ?")],
                                  parameters: .init()))
     }
+
+    @Test("keys are stable: the same conversation hashes as it always has (cached answers survive upgrades)")
+    func keyStable() {
+        // sha256 of "v1␟temperature=0.7␟top_p=-␟max_tokens=100␟…␟system␝Answer in French.␞user␝what is rabbitmq␞…"
+        let key = CacheKey(model: "m", version: "1", messages: [
+            ChatMessage(role: "system", content: " Answer  in French."),
+            ChatMessage(role: "user", content: "What is RabbitMQ?"),
+            ChatMessage(role: "assistant", content: "Une file d'attente."),
+            ChatMessage(role: "USER", content: "Und\tKafka?!"),
+        ], parameters: .init(temperature: 0.70, maxTokens: 100))
+        #expect(key.digest == "226ba50f25d73b28a5d2fea571bbf0bd67e410165f5d7c36d74ef58845d243e2")
+    }
+
+    @Test("ASCII is normalised byte by byte exactly as the general (Unicode) path does it")
+    func asciiNormalize() {
+        let every = String(decoding: (0..<128).map { UInt8($0) }, as: UTF8.self)
+        var samples = [every, "", "?", " ?! ", "What IS RabbitMQ?!", "a\t\n\u{0B}\u{0C}\rb", "x..., ", "\u{1C}\u{1D}\u{1E}\u{1F}"]
+        var generator = SystemRandomNumberGenerator()
+        // Letters, whitespace and the trailing punctuation are overrepresented, to hit every branch.
+        let alphabet = Array("aZ \t\n\r.,!?;:-".utf8) + (0..<128).map { UInt8($0) }
+        for _ in 0..<500 {
+            samples.append(String(decoding: (0..<Int.random(in: 0...30, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! },
+                                  as: UTF8.self))
+        }
+        for text in samples {
+            #expect(PromptNormalizer.normalize(text) == PromptNormalizer.normalizeScalars(text), "\(Array(text.utf8))")
+        }
+    }
 }
