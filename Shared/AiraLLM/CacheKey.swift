@@ -101,7 +101,7 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         field("presence_penalty", parameters.presencePenalty.map { Self.number($0) })
         field("frequency_penalty", parameters.frequencyPenalty.map { Self.number($0) })
         for message in messages {
-            canonical.append(contentsOf: message.role.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 })
+            canonical.append(contentsOf: message.role.lowercased().utf8)
             canonical.append(0x1D)
             if message.role == "system" {
                 // The system prompt is instructions, not a question: only its whitespace is normalised.
