@@ -1,6 +1,7 @@
 import AiraAMQP
 import AiraContracts
 import AiraMessaging
+import AiraRedis
 import AiraTokens
 import Crypto
 import Foundation
@@ -275,6 +276,14 @@ struct AuthFlowTests {
             #expect((1...60).contains(retry))
             #expect(limited.headers.first(name: "RateLimit-Remaining") == "0")
             #expect(limited.headers.first(name: "RateLimit-Reset") != nil)
+            // Every counter the script touched expires with its window (set once, on the first
+            // request): none lives on without an expiry.
+            let redis = RedisClient(configuration: try RedisConfiguration(url: TestServers.redisURL!))
+            for key in ["rl:read:ip:\(stack.clientIP)", "rl:read:user:\(session.userID)"] {
+                let ttl = try await redis.send("PTTL", key).int ?? -3
+                #expect((1...60_000).contains(ttl), "\(key): PTTL \(ttl)")
+            }
+            await redis.shutdown()
             // Another user behind the same address is not limited by this user's counter.
             let (email2, password2) = try await stack.signup()
             let other = try await stack.login(email2, password2)
