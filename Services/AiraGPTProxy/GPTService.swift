@@ -64,31 +64,28 @@ struct GPTService: Sendable {
             if request.stream { return .failure(RPCErrorReply(code: GPTError.invalidInput, message: "a streamed question cannot be batched")) }
             do { return .success(try await self.prepare(request, context: context)) } catch { return .failure(Self.reply(for: error)) }
         }
-        var outcomes = [RPCBatchOutcome<AskResponse>]()
-        outcomes.reserveCapacity(requests.count)
-        var lookups: [(index: Int, question: Question)] = []
-        for (index, item) in prepared.enumerated() {
+        // Cached answers are looked up together and answered now; every other question (a
+        // miss, or one that bypasses or refreshes the cache) is answered later, on its own.
+        let lookups = prepared.enumerated().compactMap { index, item -> (index: Int, question: Question)? in
+            guard case .success(let question) = item, question.request.cache == .use else { return nil }
+            return (index, question)
+        }
+        let found = await self.store.lookup(lookups.map { ($0.question.key, $0.question.quotaKey) })
+        let answered = await Self.map(Array(lookups.indices), concurrently: converse) { n -> Result<AskResponse, RPCErrorReply>? in
+            guard let hit = found[n].0 else { return nil }
+            return await Self.result { try await self.answer(lookups[n].question, cached: hit, used: found[n].used, context: context) }
+        }
+        var now: [Int: Result<AskResponse, RPCErrorReply>] = [:]
+        for (n, result) in answered.enumerated() where result != nil { now[lookups[n].index] = result }
+        return prepared.enumerated().map { index, item in
             switch item {
             case .failure(let refusal):
-                outcomes.append(.answer(.failure(refusal)))
-            case .success(let question) where question.request.cache == .use:
-                outcomes.append(.answer(.failure(RPCErrorReply(code: RPCErrorReply.internalCode, message: "question not answered"))))
-                lookups.append((index, question))
+                return .answer(.failure(refusal))
             case .success(let question):
-                outcomes.append(.later { await Self.result { try await self.answerFresh(question, context: context) } })
-            }
-        }
-        let looked = lookups
-        let found = await self.store.lookup(looked.map { ($0.question.key, $0.question.quotaKey) })
-        let answers = await Self.map(Array(looked.indices), concurrently: converse) { n -> RPCBatchOutcome<AskResponse> in
-            let question = looked[n].question
-            guard let hit = found[n].0 else {
+                if let result = now[index] { return .answer(result) }
                 return .later { await Self.result { try await self.answerFresh(question, context: context) } }
             }
-            return .answer(await Self.result { try await self.answer(question, cached: hit, used: found[n].used, context: context) })
         }
-        for (n, answer) in answers.enumerated() { outcomes[looked[n].index] = answer }
-        return outcomes
     }
 
     /// `transform` of every item, in order; concurrently if asked.

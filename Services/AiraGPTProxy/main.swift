@@ -57,10 +57,10 @@ do {
                                   publishers: [trail], services: [server], readiness: [ReadinessCheck("broker") { connection.isConnected }])
         await redis.shutdown()
     } catch {
-        try? await http.shutdown()
+        try? await http.shutdown().get()
         throw error
     }
-    try await http.shutdown()
+    try await http.shutdown().get()
 } catch {
     exitOnStartupFailure("aira-gpt-proxy", error)
 }
