@@ -35,6 +35,9 @@ let package = Package(
                        providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLibPQ", path: "Shared/CLibPQ", pkgConfig: "libpq",
                        providers: [.apt(["libpq-dev"])]),
+        // jemalloc becomes the malloc of every executable that links AiraServiceKit.
+        .systemLibrary(name: "CJemalloc", path: "Shared/CJemalloc", pkgConfig: "jemalloc",
+                       providers: [.apt(["libjemalloc-dev"])]),
 
         // Threads that own C connections, pools, backoff, environment configuration.
         .target(name: "AiraCore", dependencies: [
@@ -96,7 +99,7 @@ let package = Package(
         ], path: "Shared/AiraMail", swiftSettings: swiftSettings),
         // What every executable shares: configuration, logging, /metrics and /health, lifecycle.
         .target(name: "AiraServiceKit", dependencies: [
-            "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging",
+            "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging", "CJemalloc",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

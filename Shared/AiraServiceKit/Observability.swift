@@ -61,7 +61,9 @@ public enum ObservabilityRoutes {
             if stopping { body["reason"] = "shutting down" }
             return Self.json(ready ? .ok : .serviceUnavailable, body)
         }
+        let allocator = Allocator.Gauges(registry: registry)
         router.get("/metrics") { _, _ in
+            allocator.update()
             var buffer = ByteBuffer()
             buffer.writeBytes(registry.emitToBuffer())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -1,4 +1,7 @@
 import AiraServiceKit
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import HummingbirdTesting
 import Metrics
@@ -38,8 +41,30 @@ struct ObservabilityTests {
             try await client.execute(uri: "/metrics", method: .get) { r in
                 #expect(r.status == .ok)
                 #expect(r.headers[.contentType]?.hasPrefix("text/plain") == true)
-                #expect(String(buffer: r.body).contains(#"aira_test_total{queue="q1"} 3"#))
+                let text = String(buffer: r.body)
+                #expect(text.contains(#"aira_test_total{queue="q1"} 3"#))
+                // The allocator's gauges, refreshed at each scrape: jemalloc holds memory.
+                let resident = text.split(separator: "\n").first { $0.hasPrefix("aira_allocator_resident_bytes ") }
+                    .flatMap { Double($0.split(separator: " ").last ?? "") }
+                #expect((resident ?? 0) > 0, "no aira_allocator_resident_bytes in /metrics")
             }
         }
+    }
+
+    @Test("the process's malloc is jemalloc")
+    func allocatorIsJemalloc() throws {
+        let before = try #require(Allocator.stats(), "jemalloc's statistics cannot be read")
+        #expect(before.allocated > 0 && before.active >= before.allocated && before.resident > 0)
+        // A plain malloc must show up in jemalloc's counters: it does only if jemalloc serves
+        // this process's malloc (glibc's would leave them where they were).
+        let size = 64 << 20
+        let block = try #require(malloc(size))
+        memset(block, 1, size)
+        let during = try #require(Allocator.stats())
+        free(block)
+        let after = try #require(Allocator.stats())
+        // Other tests allocate and free at the same time: allow them 16 MiB either way.
+        #expect(during.allocated - before.allocated > size - (16 << 20))
+        #expect(during.allocated - after.allocated > size - (16 << 20))
     }
 }
