@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
+import Synchronization
 
 /// A limit: `limit` requests per `window`, e.g. `120/1m`.
 struct RateLimit: Sendable, Hashable, CustomStringConvertible {
@@ -45,13 +46,34 @@ struct RateLimitClass: Sendable {
     }
 }
 
-/// Fixed-window counters in Redis, shared by every gateway instance: one script increments
-/// every counter of a request and sets its expiry atomically (never check-then-set).
-struct RateLimiter: Sendable {
+/// Fixed-window counters in Redis, shared by every gateway instance, handed out in leases.
+///
+/// A counter in Redis counts the requests *granted* in its window, by every instance together.
+/// An instance does not ask Redis once per request: it reserves a few grants at a time (a
+/// lease) and spends them locally. The script grants only what the window has left, so all
+/// instances together never admit more than the limit; what a lease reserves and its
+/// instance does not spend before the window ends is lost, so a client can meet its limit early
+/// by at most the unspent leases of the other instances. The lease size keeps that small: one
+/// sixteenth of what the window has left (at least 1, at most 64) — a limit of 60 is counted
+/// one request at a time, exactly as without leases, while a busy key asks Redis once per up to
+/// 64 requests. Requests that find no grant while a reservation is on its way wait for it
+/// instead of calling Redis themselves. A counter that is used up answers 429 without Redis
+/// until its window ends. A request denied by one counter gives back what it took from the others.
+final class RateLimiter: Sendable {
     let redis: RedisClient
     let logger: Logger
+    private let leases = Mutex(Leases())
     private static let errors = Counter(label: "aira_gateway_rate_limit_errors_total")
     private static let limited = Counter(label: "aira_gateway_rate_limited_total")
+    private static let redisCalls = Counter(label: "aira_gateway_rate_limit_redis_calls_total")
+    /// The most a lease reserves, and the share of what is left in the window it takes (1/16).
+    static let maxLease = 64
+    static let leaseDivisor = 16
+
+    init(redis: RedisClient, logger: Logger) {
+        self.redis = redis
+        self.logger = logger
+    }
 
     struct Decision: Sendable {
         var allowed: Bool
@@ -60,29 +82,121 @@ struct RateLimiter: Sendable {
         var resetSeconds: Int
     }
 
+    /// This instance's view of one counter in the current window.
+    struct Lease {
+        /// Grants reserved in Redis and not spent yet.
+        var left = 0
+        /// The counter's value in Redis after this instance's last reservation.
+        var count = 0
+        /// When the window ends: the reply's time left, counted from before the call was sent.
+        var expires = ContinuousClock.Instant.now
+        /// A reservation is on its way; these requests wait for it.
+        var fetching = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+
+        func isCurrent(at now: ContinuousClock.Instant) -> Bool { now < self.expires }
+    }
+
+    struct Leases {
+        var byKey: [String: Lease] = [:]
+        var lastSweep = ContinuousClock.Instant.now
+
+        /// Forgets the ended windows nobody waits on, once the table has grown (at most once a second).
+        mutating func sweepIfLarge(now: ContinuousClock.Instant) {
+            guard self.byKey.count >= 10_000, now - self.lastSweep >= .seconds(1) else { return }
+            self.lastSweep = now
+            self.byKey = self.byKey.filter { $0.value.isCurrent(at: now) || $0.value.fetching }
+        }
+    }
+
+    private enum Step {
+        case decided(Decision)
+        case wait(Int)
+        case reserve([(index: Int, want: Int)])
+    }
+
     /// Counts the request against each (key, limit) and returns the tightest outcome. Redis
     /// unavailable → allowed (fail open: the API stays up without Redis; logged and counted).
     func check(_ counters: [(key: String, limit: RateLimit)]) async -> Decision? {
-        do {
-            let reply = try await self.redis.eval(Self.script, keys: counters.map(\.key),
-                                                  args: counters.map { String($0.limit.window.milliseconds) }).array ?? []
-            guard reply.count == counters.count * 2 else { return nil }
-            var tightest: Decision?
-            for (i, counter) in counters.enumerated() {
-                let count = Int(reply[2 * i].int ?? 0)
-                let ttl = max(0, Int(reply[2 * i + 1].int ?? 0))
-                let decision = Decision(allowed: count <= counter.limit.limit, limit: counter.limit,
-                                        remaining: max(0, counter.limit.limit - count), resetSeconds: max(1, (ttl + 999) / 1000))
-                if let t = tightest {
-                    if (!decision.allowed && t.allowed) || (decision.allowed == t.allowed && decision.remaining < t.remaining) {
-                        tightest = decision
+        var held = [Bool](repeating: false, count: counters.count)
+        while true {
+            let now = ContinuousClock.now
+            let step: Step = self.leases.withLock { leases in
+                // Spend a grant from each counter that has one.
+                for (i, counter) in counters.enumerated() where !held[i] {
+                    if let lease = leases.byKey[counter.key], lease.isCurrent(at: now), lease.left > 0 {
+                        leases.byKey[counter.key]!.left -= 1
+                        held[i] = true
                     }
-                } else {
-                    tightest = decision
+                }
+                if !held.contains(false) {
+                    return .decided(Self.tightest(counters.map { leases.byKey[$0.key]! }, counters, now: now))
+                }
+                // A used-up counter: 429 until its window ends; the grants spent above go back.
+                for (i, counter) in counters.enumerated() where !held[i] {
+                    if let lease = leases.byKey[counter.key], lease.isCurrent(at: now), lease.count >= counter.limit.limit {
+                        for (j, other) in counters.enumerated() where held[j] { leases.byKey[other.key]!.left += 1 }
+                        held = held.map { _ in false }
+                        return .decided(Decision(allowed: false, limit: counter.limit, remaining: 0,
+                                                 resetSeconds: Self.seconds(until: lease.expires, from: now)))
+                    }
+                }
+                // Wait for a reservation already on its way, or make one.
+                if let i = counters.indices.first(where: { !held[$0] && leases.byKey[counters[$0].key]?.fetching == true }) {
+                    return .wait(i)
+                }
+                var wants: [(index: Int, want: Int)] = []
+                for (i, counter) in counters.enumerated() where !held[i] {
+                    var lease = leases.byKey[counter.key] ?? Lease()
+                    let left = lease.isCurrent(at: now) ? counter.limit.limit - lease.count : counter.limit.limit
+                    wants.append((i, Self.leaseSize(left: left)))
+                    lease.fetching = true
+                    leases.byKey[counter.key] = lease
+                }
+                leases.sweepIfLarge(now: now)
+                return .reserve(wants)
+            }
+            switch step {
+            case .decided(let decision):
+                if !decision.allowed { Self.limited.increment() }
+                return decision
+            case .wait(let i):
+                await withCheckedContinuation { continuation in
+                    self.leases.withLock { leases in
+                        if leases.byKey[counters[i].key]?.fetching == true {
+                            leases.byKey[counters[i].key]!.waiters.append(continuation)
+                        } else {
+                            continuation.resume()
+                        }
+                    }
+                }
+            case .reserve(let wants):
+                // Measured before the call, so this instance's window never outlasts Redis's.
+                let sent = ContinuousClock.now
+                let reply = await self.callScript(wants.map { (counters[$0.index], $0.want) })
+                self.record(reply, sent: sent, for: wants.map { (counters[$0.index].key, $0.index) }, held: &held)
+                if reply == nil {
+                    // Redis failed: give back what this request held and let it through.
+                    self.leases.withLock { leases in
+                        for (j, counter) in counters.enumerated() where held[j] { leases.byKey[counter.key]?.left += 1 }
+                    }
+                    return nil
                 }
             }
-            if tightest?.allowed == false { Self.limited.increment() }
-            return tightest
+        }
+    }
+
+    /// Reserves `want` grants for each counter in one script call: nil when Redis fails.
+    private func callScript(_ wants: [((key: String, limit: RateLimit), Int)]) async -> [(count: Int, granted: Int, ttl: Int)]? {
+        Self.redisCalls.increment()
+        do {
+            let reply = try await self.redis.eval(Self.script, keys: wants.map(\.0.key), args: wants.flatMap { counter, want in
+                [String(counter.limit.limit), String(counter.limit.window.milliseconds), String(want)]
+            }).array ?? []
+            guard reply.count == wants.count * 3 else { throw RateLimitReplyError(count: reply.count) }
+            return wants.indices.map { i in
+                (Int(reply[3 * i].int ?? 0), Int(reply[3 * i + 1].int ?? 0), max(0, Int(reply[3 * i + 2].int ?? 0)))
+            }
         } catch {
             Self.errors.increment()
             self.logger.warning("rate limiter unavailable: allowing the request", metadata: ["error": "\(error)"])
@@ -90,16 +204,80 @@ struct RateLimiter: Sendable {
         }
     }
 
+    /// Records a reservation's outcome (the request that made it takes one grant of each counter
+    /// it got) and wakes the requests that waited for it. `reply` nil: the reservation failed.
+    private func record(_ reply: [(count: Int, granted: Int, ttl: Int)]?, sent: ContinuousClock.Instant,
+                        for keys: [(key: String, index: Int)], held: inout [Bool]) {
+        let waiters: [CheckedContinuation<Void, Never>] = self.leases.withLock { leases in
+            var woken: [CheckedContinuation<Void, Never>] = []
+            for (n, (key, index)) in keys.enumerated() {
+                var lease = leases.byKey[key] ?? Lease()
+                if let r = reply?[n] {
+                    lease.count = r.count
+                    lease.left = r.granted
+                    lease.expires = sent + .milliseconds(r.ttl)
+                    if r.granted > 0 {
+                        lease.left -= 1
+                        held[index] = true
+                    }
+                }
+                lease.fetching = false
+                woken += lease.waiters
+                lease.waiters = []
+                leases.byKey[key] = lease
+            }
+            return woken
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// How many grants to reserve when the window has `left` of them: a sixteenth, 1 to 64.
+    static func leaseSize(left: Int) -> Int {
+        min(Self.maxLease, max(1, left / Self.leaseDivisor))
+    }
+
+    private static func tightest(_ leases: [Lease], _ counters: [(key: String, limit: RateLimit)],
+                                 now: ContinuousClock.Instant) -> Decision {
+        var tightest: Decision?
+        for (lease, counter) in zip(leases, counters) {
+            // Left for this client: what the window has not granted yet, plus this instance's unspent grants.
+            let remaining = max(0, counter.limit.limit - lease.count) + lease.left
+            if tightest == nil || remaining < tightest!.remaining {
+                tightest = Decision(allowed: true, limit: counter.limit, remaining: remaining,
+                                    resetSeconds: Self.seconds(until: lease.expires, from: now))
+            }
+        }
+        return tightest!
+    }
+
+    private static func seconds(until end: ContinuousClock.Instant, from now: ContinuousClock.Instant) -> Int {
+        max(1, Int(((end - now).milliseconds + 999) / 1000))
+    }
+
+    struct RateLimitReplyError: Error, CustomStringConvertible {
+        var count: Int
+        var description: String { "unexpected rate-limit script reply (\(count) values)" }
+    }
+
+    /// For each key, with ARGV limit, window (ms) and wanted grants: grants what the window has
+    /// left (never more than the limit in all), starts the window's expiry with the counter, and
+    /// returns the counter after the grant, the grant, and the milliseconds left in the window.
     static let script = RedisScript("""
         local out = {}
         for i, key in ipairs(KEYS) do
-            local n = redis.call('INCR', key)
+            local limit = tonumber(ARGV[3 * i - 2])
+            local window = tonumber(ARGV[3 * i - 1])
+            local want = tonumber(ARGV[3 * i])
+            local n = tonumber(redis.call('GET', key) or '0')
+            local granted = math.min(want, math.max(0, limit - n))
+            if granted > 0 then n = redis.call('INCRBY', key, granted) end
             local ttl = redis.call('PTTL', key)
             if ttl < 0 then
-                redis.call('PEXPIRE', key, ARGV[i])
-                ttl = tonumber(ARGV[i])
+                if n > 0 then redis.call('PEXPIRE', key, window) end
+                ttl = window
             end
             out[#out + 1] = n
+            out[#out + 1] = granted
             out[#out + 1] = ttl
         end
         return out

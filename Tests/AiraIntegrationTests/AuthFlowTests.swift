@@ -291,6 +291,61 @@ struct AuthFlowTests {
         }
     }
 
+    @Test("a busy counter is reserved in leases: two gateways together admit exactly the limit, with far fewer Redis calls")
+    func rateLimitLeases() async throws {
+        try await ServiceStack.with(gateways: 2, environment: ["AIRA_RATE_LIMIT_READ": "200/1m"]) { stack in
+            let (email, password) = try await stack.signup()
+            let session = try await stack.login(email, password)
+            let calls = "aira_gateway_rate_limit_redis_calls_total"
+            var before = 0.0
+            for g in stack.gateways { before += try await stack.metric(port: g.port, calls) }
+            // 260 requests for a limit of 200, 8 at a time, alternating between the gateways.
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                var statuses: [Int] = []
+                for i in 0..<260 {
+                    if i >= 8, let status = try await group.next() { statuses.append(status) }
+                    group.addTask { try await stack.call("GET", "/api/users/me", token: session.access, gateway: i % 2).status }
+                }
+                for try await status in group { statuses.append(status) }
+                return statuses
+            }
+            var after = 0.0
+            for g in stack.gateways { after += try await stack.metric(port: g.port, calls) }
+            #expect(statuses.count == 260)
+            #expect(Set(statuses).isSubset(of: [200, 429]), "\(Set(statuses))")
+            // Each gateway got more requests past the limit than one lease holds, so neither kept
+            // an unspent grant: the limit is reached exactly, never passed.
+            #expect(statuses.filter { $0 == 200 }.count == 200)
+            let redis = RedisClient(configuration: try RedisConfiguration(url: TestServers.redisURL!))
+            let counted = try await redis.send("GET", "rl:read:user:\(session.userID)").string
+            await redis.shutdown()
+            #expect(counted == "200")
+            // One call per request before leases; with them one per lease (a sixteenth of what is
+            // left, then single grants for the last 16) — about 60 here, both counters together.
+            #expect(after - before < 130, "\(after - before) Redis calls for 260 requests")
+            #expect(after - before >= 17, "\(after - before): every lease holds at most 12 grants at this limit")
+        }
+    }
+
+    @Test("Redis unreachable: the rate limiter lets requests through (concurrent ones too) and counts the errors")
+    func rateLimitWithoutRedis() async throws {
+        // Only the gateway loses Redis (aira-auth keeps its own).
+        try await ServiceStack.with(environment: ["AIRA_RATE_LIMIT_READ": "3/1m"],
+                                    gatewayEnvironment: ["AIRA_REDIS_URL": "redis://127.0.0.1:\(try closedPort())"]) { stack in
+            let (email, password) = try await stack.signup()
+            let session = try await stack.login(email, password)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<10 {
+                    group.addTask { try await stack.call("GET", "/api/users/me", token: session.access).status }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == [Int](repeating: 200, count: 10), "\(statuses)")
+            let errors = try await stack.metric(port: stack.gateways[0].port, "aira_gateway_rate_limit_errors_total")
+            #expect(errors >= 10, "\(errors) rate-limit errors counted")
+        }
+    }
+
     @Test("malformed JSON, missing fields, wrong content type, oversize body, bad rules: clear 4xx, never 500")
     func badInput() async throws {
         try await ServiceStack.with(environment: ["AIRA_MAX_BODY_BYTES": "2048"]) { stack in

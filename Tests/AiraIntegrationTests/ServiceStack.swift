@@ -36,7 +36,7 @@ final class ServiceStack: @unchecked Sendable {
     /// Starts `auth` auth processes and `gateways` gateways and waits until a request can
     /// make the round trip through each gateway to aira-auth and back.
     static func start(auth: Int = 1, gateways: Int = 1, gptProxies: Int = 0, environment extra: [String: String] = [:],
-                      proxyEnvironment: [String: String] = [:]) async throws -> ServiceStack {
+                      proxyEnvironment: [String: String] = [:], gatewayEnvironment: [String: String] = [:]) async throws -> ServiceStack {
         try await Self.migrate()
         let key = try TokenKey.generate(kid: "test-\(UUID().uuidString.prefix(6).lowercased())")
         var env = [
@@ -59,7 +59,8 @@ final class ServiceStack: @unchecked Sendable {
         for i in 0..<gateways {
             let port = try freePort()
             stack.gateways.append((try WorkerProcess(executable: "aira-gateway", name: "gw\(i)",
-                                                     environment: env.merging(["AIRA_HTTP_PORT": "\(port)"]) { $1 }), port))
+                                                     environment: env.merging(gatewayEnvironment) { $1 }.merging(["AIRA_HTTP_PORT": "\(port)"]) { $1 }),
+                                   port))
         }
         for i in 0..<gateways {
             let reached = await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
@@ -179,9 +180,10 @@ final class ServiceStack: @unchecked Sendable {
 
     /// Runs `body` with a stack, always stopping it.
     static func with(auth: Int = 1, gateways: Int = 1, gptProxies: Int = 0, environment: [String: String] = [:],
-                     proxyEnvironment: [String: String] = [:], _ body: (ServiceStack) async throws -> Void) async throws {
+                     proxyEnvironment: [String: String] = [:], gatewayEnvironment: [String: String] = [:],
+                     _ body: (ServiceStack) async throws -> Void) async throws {
         let stack = try await Self.start(auth: auth, gateways: gateways, gptProxies: gptProxies, environment: environment,
-                                         proxyEnvironment: proxyEnvironment)
+                                         proxyEnvironment: proxyEnvironment, gatewayEnvironment: gatewayEnvironment)
         do {
             try await body(stack)
         } catch {
