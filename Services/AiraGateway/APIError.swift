@@ -101,12 +101,12 @@ enum JSONResponse {
 /// is wrong with the content.
 enum JSONBody {
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
-        let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmed.lowercased()
+        let contentType = request.headers.first(.contentType)?.split(separator: ";").first?.trimmed.lowercased()
         guard contentType == "application/json" else {
             throw APIError(status: .unsupportedMediaType, code: "unsupported_media_type",
                            message: "send the body as application/json (got \(contentType ?? "no content type"))")
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+        if let length = request.headers.first(.contentLength).flatMap(Int.init), length > limit {
             throw Self.tooLarge(limit)
         }
         let buffer: ByteBuffer
@@ -143,6 +143,18 @@ extension StringProtocol {
     /// Without leading and trailing whitespace (Foundation's `trimmingCharacters` goes through
     /// NSString on Linux: measurably slow on the request path).
     var trimmed: String {
+        // ASCII text (every header value, nearly every title) is trimmed by bytes; anything
+        // else by Character, which knows Unicode's white space.
+        if let ascii = self.utf8.withContiguousStorageIfAvailable({ bytes -> String? in
+            guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
+            func space(_ c: UInt8) -> Bool { c == 0x20 || (0x09...0x0D).contains(c) }
+            guard let first = bytes.firstIndex(where: { !space($0) }), let last = bytes.lastIndex(where: { !space($0) }) else {
+                return ""
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[first...last]), as: UTF8.self)
+        }), let result = ascii {
+            return result
+        }
         guard let first = self.firstIndex(where: { !$0.isWhitespace }), let last = self.lastIndex(where: { !$0.isWhitespace }) else {
             return ""
         }

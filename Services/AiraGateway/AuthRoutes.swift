@@ -130,7 +130,7 @@ struct AuthRoutes: Sendable {
     }
 
     static func userID(_ sub: String) throws -> UUID {
-        guard let id = UUID(uuidString: sub) else { throw APIError.invalidToken("access token has no valid subject") }
+        guard let id = parseCanonicalUUID(sub) else { throw APIError.invalidToken("access token has no valid subject") }
         return id
     }
 }

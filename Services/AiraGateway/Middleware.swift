@@ -16,6 +16,16 @@ extension HTTPField.Name {
     static let rateLimitPolicy = Self("RateLimit-Policy")!
 }
 
+extension HTTPFields {
+    /// The first field's value named `name`. `headers[name]` joins every such field into a new
+    /// string on each call; for headers that appear once (Authorization, Content-Type,
+    /// Content-Length) the first is the value.
+    func first(_ name: HTTPField.Name) -> String? {
+        for field in self where field.name == name { return field.value }
+        return nil
+    }
+}
+
 /// The outermost middleware: gives each request its id (the client's `X-Request-Id` when it is
 /// sane, else a new one) in logs and in the response, works out the client address, and turns
 /// every error into the one JSON error shape. Nothing a client sends produces a 500: only a
@@ -112,7 +122,7 @@ struct Authenticate: RouterMiddleware {
 
     func handle(_ request: Request, context: GatewayContext,
                 next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization] else {
+        guard let header = request.headers.first(.authorization) else {
             if self.optional { return try await next(request, context) }
             throw APIError.unauthenticated("this endpoint needs an access token")
         }
