@@ -130,12 +130,14 @@ final class RateLimiter: Sendable {
                     }
                 }
                 if !held.contains(false) {
-                    return .decided(Self.tightest(counters.map { leases.byKey[$0.key]! }, counters, now: now))
+                    // (A grant held since an earlier pass may belong to a window the table has
+                    // forgotten meanwhile: it is still spent, and reported as a fresh window.)
+                    return .decided(Self.tightest(counters.map { leases.byKey[$0.key] ?? Lease() }, counters, now: now))
                 }
                 // A used-up counter: 429 until its window ends; the grants spent above go back.
                 for (i, counter) in counters.enumerated() where !held[i] {
                     if let lease = leases.byKey[counter.key], lease.isCurrent(at: now), lease.count >= counter.limit.limit {
-                        for (j, other) in counters.enumerated() where held[j] { leases.byKey[other.key]!.left += 1 }
+                        for (j, other) in counters.enumerated() where held[j] { leases.byKey[other.key]?.left += 1 }
                         held = held.map { _ in false }
                         return .decided(Decision(allowed: false, limit: counter.limit, remaining: 0,
                                                  resetSeconds: Self.seconds(until: lease.expires, from: now)))
