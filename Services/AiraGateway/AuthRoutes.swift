@@ -1,6 +1,7 @@
 import AiraAccounts
 import AiraContracts
 import AiraMessaging
+import AiraTokens
 import Foundation
 import Hummingbird
 
@@ -73,7 +74,7 @@ struct AuthRoutes: Sendable {
     func logout(_ request: Request, context: GatewayContext) async throws -> Response {
         let claims = try context.user()
         let ended = try await self.calls.call(
-            LogoutRequest(userId: try Self.userID(claims.sub.value), sessionId: claims.sid, client: self.client(request, context)),
+            LogoutRequest(userId: try Self.userID(claims), sessionId: claims.sid, client: self.client(request, context)),
             to: self.target(LogoutRequest.routingKey, bcrypt: false), expecting: SessionsEnded.self, context: context)
         return JSONResponse.make(.ok, ended)
     }
@@ -81,7 +82,7 @@ struct AuthRoutes: Sendable {
     func logoutAll(_ request: Request, context: GatewayContext) async throws -> Response {
         let claims = try context.user()
         let ended = try await self.calls.call(
-            LogoutAllRequest(userId: try Self.userID(claims.sub.value), client: self.client(request, context)),
+            LogoutAllRequest(userId: try Self.userID(claims), client: self.client(request, context)),
             to: self.target(LogoutAllRequest.routingKey, bcrypt: false), expecting: SessionsEnded.self, context: context)
         return JSONResponse.make(.ok, ended)
     }
@@ -90,7 +91,7 @@ struct AuthRoutes: Sendable {
         let claims = try context.user()
         let body = try await JSONBody.decode(PasswordBody.self, from: request, limit: self.bodyLimit)
         let changed = try await self.calls.call(
-            ChangePasswordRequest(userId: try Self.userID(claims.sub.value),
+            ChangePasswordRequest(userId: try Self.userID(claims),
                                   currentPassword: try required(body.currentPassword, "currentPassword"),
                                   newPassword: try required(body.newPassword, "newPassword"), client: self.client(request, context)),
             to: self.target(ChangePasswordRequest.routingKey, bcrypt: true), expecting: PasswordChanged.self, context: context)
@@ -98,7 +99,7 @@ struct AuthRoutes: Sendable {
     }
 
     func me(_ request: Request, context: GatewayContext) async throws -> Response {
-        let id = try Self.userID(try context.user().sub.value)
+        let id = try Self.userID(try context.user())
         let account: Account?
         do {
             account = try await self.accounts.find(id: id)
@@ -122,15 +123,15 @@ struct AuthRoutes: Sendable {
                 throw APIError.badRequest("invalid_request", "the user id in the path is not a UUID")
             }
             let user = try await self.calls.call(
-                SetSuspendedRequest(actorId: try Self.userID(claims.sub.value), userId: target, suspended: suspended,
+                SetSuspendedRequest(actorId: try Self.userID(claims), userId: target, suspended: suspended,
                                     client: self.client(request, context)),
                 to: self.target(SetSuspendedRequest.routingKey, bcrypt: false), expecting: UserView.self, context: context)
             return JSONResponse.make(.ok, user)
         }
     }
 
-    static func userID(_ sub: String) throws -> UUID {
-        guard let id = parseCanonicalUUID(sub) else { throw APIError.invalidToken("access token has no valid subject") }
+    static func userID(_ claims: AccessTokenClaims) throws -> UUID {
+        guard let id = claims.userID else { throw APIError.invalidToken("access token has no valid subject") }
         return id
     }
 }

@@ -27,7 +27,7 @@ struct ContentContext: Sendable {
 
     /// The caller as a user who may change content: authenticated and not suspended.
     func activeUser(_ context: GatewayContext) throws -> (id: UUID, admin: Bool) {
-        return (try AuthRoutes.userID(try context.user().sub.value), context.isAdmin)
+        return (try AuthRoutes.userID(try context.user()), context.isAdmin)
     }
 
     func requireNotSuspended(_ user: UUID, _ context: GatewayContext) async throws {

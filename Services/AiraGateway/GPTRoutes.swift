@@ -43,7 +43,7 @@ struct GPTRoutes: Sendable {
     func qna(_ request: Request, context: GatewayContext) async throws -> Response {
         let claims = try context.user()
         let body = try await JSONBody.decode(Question.self, from: request, limit: self.bodyLimit)
-        let ask = AskRequest(userId: try AuthRoutes.userID(claims.sub.value), role: claims.role, model: nil,
+        let ask = AskRequest(userId: try AuthRoutes.userID(claims), role: claims.role, model: nil,
                              messages: [ChatMessage(role: "user", content: try required(body.question, "question"))],
                              cache: try body.cache ?? Self.cacheMode(request), conversationId: body.conversationId,
                              client: ClientInfo(ip: context.clientIP))
@@ -59,7 +59,7 @@ struct GPTRoutes: Sendable {
         let claims = try context.user()
         let body = try await JSONBody.decode(ChatCompletionRequest.self, from: request, limit: self.bodyLimit)
         guard !body.messages.isEmpty else { throw APIError.badRequest("invalid_request", "'messages' must not be empty") }
-        let ask = AskRequest(userId: try AuthRoutes.userID(claims.sub.value), role: claims.role, model: body.model,
+        let ask = AskRequest(userId: try AuthRoutes.userID(claims), role: claims.role, model: body.model,
                              messages: body.messages, parameters: body.parameters, cache: try Self.cacheMode(request),
                              stream: body.stream ?? false, client: ClientInfo(ip: context.clientIP))
         let created = Int(Date().timeIntervalSince1970)

@@ -19,7 +19,7 @@ struct GatewayContext: RequestContext, RemoteAddressRequestContext {
     }
 
     /// The caller's user id, if a valid token came with the request (routes with an optional token).
-    var callerID: UUID? { self.claims.flatMap { UUID(uuidString: $0.sub.value) } }
+    var callerID: UUID? { self.claims?.userID }
     var isAdmin: Bool { self.claims?.role == "ADMIN" }
 
     /// The authenticated user's claims; routes behind ``Authenticate`` always have them.

@@ -34,7 +34,7 @@ struct InsightsRoutes: Sendable {
     }
 
     func mine(_ request: Request, context: GatewayContext) async throws -> Response {
-        let user = try AuthRoutes.userID(try context.user().sub.value)
+        let user = try AuthRoutes.userID(try context.user())
         guard let row = try await self.content.query("""
             SELECT r.day::text AS day, r.computed_at, r.events, r.active_days, r.counts_by_type::text AS by_type,
                    r.counts_by_day::text AS by_day, r.interests::text AS interests, r.return_likelihood, ru.model::text AS model

@@ -195,7 +195,7 @@ final class RateLimiter: Sendable {
             let reply = try await self.redis.eval(Self.script, keys: wants.map(\.0.key), args: wants.flatMap { counter, want in
                 [String(counter.limit.limit), String(counter.limit.window.milliseconds), String(want)]
             }).array ?? []
-            guard reply.count == wants.count * 3 else { throw RateLimitReplyError(count: reply.count) }
+            guard reply.count == wants.count * 3 else { throw RedisError.unexpectedReply("rate-limit script: \(reply.count) values for \(wants.count) counters") }
             return wants.indices.map { i in
                 (Int(reply[3 * i].int ?? 0), Int(reply[3 * i + 1].int ?? 0), max(0, Int(reply[3 * i + 2].int ?? 0)))
             }
@@ -254,11 +254,6 @@ final class RateLimiter: Sendable {
 
     private static func seconds(until end: ContinuousClock.Instant, from now: ContinuousClock.Instant) -> Int {
         max(1, Int(((end - now).milliseconds + 999) / 1000))
-    }
-
-    struct RateLimitReplyError: Error, CustomStringConvertible {
-        var count: Int
-        var description: String { "unexpected rate-limit script reply (\(count) values)" }
     }
 
     /// For each key, with ARGV limit, window (ms) and wanted grants: grants what the window has

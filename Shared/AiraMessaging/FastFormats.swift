@@ -85,38 +85,6 @@ private func fastParseISO8601(_ s: [UInt8]) -> Date? {
     return Date(timeIntervalSince1970: Double(seconds) + fraction)
 }
 
-/// Parses the canonical 36-character form (`8-4-4-4-12` hex digits, either case) without
-/// Foundation's `UUID(uuidString:)`, which goes through `sscanf` on Linux (a token's subject is
-/// parsed on every authenticated request). Anything else is nil.
-public func parseCanonicalUUID(_ text: String) -> UUID? {
-    var text = text
-    return text.withUTF8 { bytes -> UUID? in
-        guard bytes.count == 36, bytes[8] == 45, bytes[13] == 45, bytes[18] == 45, bytes[23] == 45 else { return nil }
-        var out: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        let ok = withUnsafeMutableBytes(of: &out) { raw -> Bool in
-            var i = 0
-            for n in 0..<16 {
-                if i == 8 || i == 13 || i == 18 || i == 23 { i += 1 }
-                guard let hi = hexValue(bytes[i]), let lo = hexValue(bytes[i + 1]) else { return false }
-                raw[n] = hi << 4 | lo
-                i += 2
-            }
-            return true
-        }
-        return ok ? UUID(uuid: out) : nil
-    }
-}
-
-@inline(__always)
-private func hexValue(_ c: UInt8) -> UInt8? {
-    switch c {
-    case 0x30...0x39: c - 0x30
-    case 0x61...0x66: c - 0x61 + 10
-    case 0x41...0x46: c - 0x41 + 10
-    default: nil
-    }
-}
-
 /// Message and call ids: random UUIDv4-shaped strings. Foundation's UUID() opens /dev/urandom
 /// and formats with sprintf on Linux, which showed in the hot path.
 public enum MessageID {

@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 import JWTKit
 
@@ -24,7 +25,7 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
         self.exp = ExpirationClaim(value: expiresAt)
     }
 
-    public var userID: UUID? { UUID(uuidString: self.sub.value) }
+    public var userID: UUID? { UUID(text: self.sub.value) }
 
     /// Signature and expiry are checked by jwt-kit; issuer and audience by ``AccessTokenVerifier``.
     public func verify(using algorithm: some JWTAlgorithm) async throws {
