@@ -69,16 +69,30 @@ public func iso8601(_ date: Date) -> String {
 public enum JSONText {
     /// `s` as a JSON string: quotes, backslashes and control characters escaped.
     public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        // The string's own UTF-8 bytes (native and small strings have them in one piece):
+        // scanning and copying a buffer, not the generic UTF8View one index at a time.
+        if s.utf8.withContiguousStorageIfAvailable({ Self.appendQuoted(utf8: $0, to: &out) }) == nil {
+            let bytes = Array(s.utf8)
+            bytes.withUnsafeBufferPointer { Self.appendQuoted(utf8: $0, to: &out) }
+        }
+    }
+
+    /// UTF-8 text as a JSON string: quotes, backslashes and control characters escaped.
+    public static func appendQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        let utf8 = s.utf8
-        // Most strings (ids, types, addresses) need no escaping: copied in one go.
-        if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out.append(contentsOf: utf8)
+        // Most strings (ids, types, addresses, answers) need no escaping: copied in one go.
+        var clean = true
+        for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            clean = false
+            break
+        }
+        if clean {
+            out.append(contentsOf: bytes)
             out.append(UInt8(ascii: "\""))
             return
         }
         func hex(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
-        for byte in utf8 {
+        for byte in bytes {
             switch byte {
             case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
             case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]

@@ -144,7 +144,9 @@ struct SmallFormatTests {
 
     @Test("JSON string quoting: plain strings copied, escapes as JSON requires; Foundation reads them back")
     func quoting() throws {
-        for s in ["plain", "", "say \"hi\"", "a\\b", "tab\tnew\nline\r", "\u{1}\u{1f}", "Grüße ✨"] {
+        let long = String(repeating: "an answer that is longer than a small string ", count: 40)
+        for s in ["plain", "", "say \"hi\"", "a\\b", "tab\tnew\nline\r", "\u{1}\u{1f}", "Grüße ✨", long, long + "\"", "\\" + long,
+                  String(long.dropFirst(7).prefix(300)) + "\n"] {
             let quoted = JSONText.quoted(s)
             #expect(try JSONDecoder().decode(String.self, from: Data(quoted.utf8)) == s, "\(quoted)")
         }
