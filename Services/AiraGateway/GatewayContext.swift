@@ -1,6 +1,7 @@
 import AiraTokens
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 
 /// Per-request state: the request id, the client's address, and (on authenticated routes) the
@@ -12,11 +13,31 @@ struct GatewayContext: RequestContext, RemoteAddressRequestContext {
     var traceparent = ""
     var clientIP = "unknown"
     var claims: AccessTokenClaims?
+    /// Hummingbird's logger for the request (with `hb.request.id`), without Aira's metadata.
+    private var plainLogger: Logger
 
     init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
+        self.plainLogger = source.logger
     }
+
+    /// The request's logger, with the request id and (once authenticated) the user as metadata.
+    /// Built when something is logged, not per request: setting the metadata on every request
+    /// copied the logger and its metadata twice (3 % of the gateway's CPU answering cached
+    /// questions). Also what Hummingbird logs with (`RequestContextSource.logger`).
+    var logger: Logger {
+        get {
+            var logger = self.plainLogger
+            if !self.requestID.isEmpty { logger[metadataKey: "request_id"] = .string(self.requestID) }
+            if let claims = self.claims { logger[metadataKey: "user"] = .string(claims.sub.value) }
+            return logger
+        }
+        set { self.plainLogger = newValue }
+    }
+
+    /// Whether a message at `level` would be logged (without building the request's logger).
+    func logs(_ level: Logger.Level) -> Bool { self.plainLogger.logLevel <= level }
 
     /// The caller's user id, if a valid token came with the request (routes with an optional token).
     var callerID: UUID? { self.claims?.userID }

@@ -47,7 +47,6 @@ struct RequestMiddleware: RouterMiddleware {
         context.traceparent = request.headers[.traceparent].flatMap { TraceParent.isValid($0) ? TraceParent.child(of: $0) : nil }
             ?? TraceParent.random()
         context.clientIP = self.clientIP(request, context)
-        context.logger[metadataKey: "request_id"] = "\(context.requestID)"
 
         var response: Response
         do {
@@ -66,8 +65,9 @@ struct RequestMiddleware: RouterMiddleware {
                 .response(from: request, context: context)
         }
         response.headers[.requestID] = context.requestID
-        let elapsed = ContinuousClock.now - start
         let level: Logger.Level = response.status.code >= 500 ? .warning : .debug
+        guard context.logs(level) else { return response }
+        let elapsed = ContinuousClock.now - start
         context.logger.log(level: level, "request", metadata: [
             "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
             "ms": "\(Double(elapsed.milliseconds))", "client": "\(context.clientIP)",
@@ -137,7 +137,6 @@ struct Authenticate: RouterMiddleware {
             context.logger.info("access token rejected", metadata: ["reason": "\(rejected.reason)"])
             throw APIError.invalidToken(rejected.reason == "expired" ? "access token expired: refresh it" : "access token invalid")
         }
-        context.logger[metadataKey: "user"] = "\(context.claims?.sub.value ?? "-")"
         if self.admin, context.claims?.role != "ADMIN" { throw APIError.forbidden("this endpoint is for admins") }
         return try await next(request, context)
     }

@@ -215,6 +215,10 @@ struct AuthFlowTests {
                 #expect(reply.status == 401, "\(name): \(reply)")
                 #expect(reply.errorCode == "invalid_token", "\(name)")
             }
+            // The rejection is logged with the request's id (metadata added when something is logged).
+            _ = try await stack.call("GET", "/api/users/me", token: "not.a.jwt", headers: ["X-Request-Id": "forged-token-probe"])
+            let logged = stack.gateways[0].process.log.split(separator: "\n").filter { $0.contains("access token rejected") }
+            #expect(logged.contains { $0.contains("forged-token-probe") }, "\(logged.suffix(3))")
             let noToken = try await stack.call("GET", "/api/users/me")
             #expect(noToken.status == 401)
             #expect(noToken.errorCode == "unauthenticated")
