@@ -64,7 +64,7 @@ do {
     let shutdown = ShutdownFlag()
 
     let router = Router(context: GatewayContext.self)
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: RequestMiddleware(trustForwardedFor: try env.bool("AIRA_TRUST_FORWARDED_FOR", default: false)))
     ObservabilityRoutes.add(to: router, registry: registry, checks: [
         ReadinessCheck("broker") { connection.isConnected },

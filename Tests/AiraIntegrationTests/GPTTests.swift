@@ -249,6 +249,17 @@ struct GPTTests {
             #expect(finish == "stop")
             #expect(try await stack.mockStats().streams == 1)
 
+            // The request's recorded duration covers the whole stream, not just its first event:
+            // after the first word the mock sends each further word 5 ms apart.
+            let words = events.count - 4 // the gateway's role chunk, the finish chunk, [DONE], perhaps the upstream's role chunk
+            let metrics = String(decoding: try await stack.call("GET", "/metrics").body, as: UTF8.self)
+            let recorded = metrics.split(separator: "\n").first {
+                $0.hasPrefix("http_server_request_duration_sum{") && $0.contains(#"http_route="/v1/chat/completions""#)
+            }
+            let seconds = try #require(recorded.flatMap { Double($0.split(separator: " ").last ?? "") }, "\(String(describing: recorded))")
+            #expect(words >= 6)
+            #expect(seconds >= 0.020 + Double(words - 1) * 0.005, "\(seconds) s for \(words) words")
+
             let plain = try await stack.call("POST", "/v1/chat/completions",
                                              json: ["model": "mock-1", "messages": [["role": "user", "content": "stream a story"]]],
                                              token: session.access)
