@@ -174,7 +174,7 @@ struct AnswerStore: Sendable {
     static func quotaKey(user: UUID, now: Date) -> (String, Date) {
         let day = Int64((now.timeIntervalSince1970 / 86_400).rounded(.down))
         let reset = Date(timeIntervalSince1970: Double(day + 1) * 86_400)
-        return ("gpt:quota:\(user.uuidString.lowercased()):\(utcDayStamp(daysSinceEpoch: day))", reset)
+        return ("gpt:quota:\(user.lowercasedString):\(utcDayStamp(daysSinceEpoch: day))", reset)
     }
 
     static let quotaScript = RedisScript("""

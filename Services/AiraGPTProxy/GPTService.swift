@@ -226,15 +226,9 @@ struct GPTService: Sendable {
             attributes["completionTokens"] = String(usage.completionTokens)
         }
         if let c = request.conversationId { attributes["conversationId"] = c }
-        let event = AuditEvent(type: "gpt.asked", userId: request.userId, ip: request.client.ip, attributes: attributes)
-        // After the reply: the confirm of a persistent audit event is not the caller's wait.
-        context.afterReply {
-            do {
-                try await self.trail.record(event)
-            } catch {
-                context.logger.error("audit event not published", metadata: ["event": "gpt.asked", LogKey.error: "\(error)"])
-            }
-        }
+        // Not awaited: the confirm of a persistent audit event is not the caller's wait, and a
+        // task per question waiting for it cost more than the event (the trail logs failures).
+        self.trail.post(AuditEvent(type: "gpt.asked", userId: request.userId, ip: request.client.ip, attributes: attributes))
         return AskResponse(id: "chatcmpl-\(MessageID.random().prefix(18))", answer: completion.refusal ?? completion.text,
                            model: completion.model, finishReason: completion.finishReason, cached: cached, usage: completion.usage,
                            quota: quota, conversationId: request.conversationId)

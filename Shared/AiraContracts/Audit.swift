@@ -225,6 +225,20 @@ public final class AuditTrail: Service, Sendable {
         try await self.queue.submit(event)
     }
 
+    /// Queues `event` (given an `id` if it has none) without waiting for its confirm: for events
+    /// recorded after the work they describe is answered, where nobody could act on a failure.
+    /// A failed publish is logged and counted (`aira_audit_publish_failures_total`), as for
+    /// `record`; after shutdown has closed the trail, the event is dropped with an error log.
+    public func post(_ event: AuditEvent) {
+        var event = event
+        if (event.id ?? "").isEmpty { event.id = MessageID.random() }
+        guard self.queue.post(event) else {
+            self.failures.increment()
+            self.logger.error("audit event dropped: the trail is closed", metadata: ["type": "\(event.type)"])
+            return
+        }
+    }
+
     public func run() async throws {
         await self.queue.serveUntilShutdown(takers: self.options.parallelPublishes, late: {
             TransientError(code: "shutting_down", "the audit trail stopped before publishing this event")

@@ -3,16 +3,18 @@ import Synchronization
 /// Items submitted one at a time by many tasks, taken in batches by a few: a batch is ready when
 /// it weighs `maxBatch` (by default each item weighs 1; an item can stand for many rows, e.g. the
 /// events of one message) or its oldest item has waited `maxDelay`. Each submitter waits for the
-/// result of its own item, so a message handler can return only once its batch is written.
+/// result of its own item, so a message handler can return only once its batch is written — or
+/// posts it without waiting (`post`), when the taker itself reports failures.
 public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     /// One submitted item and the way to answer its submitter (exactly once).
     public struct Entry: Sendable {
         public let item: Item
         /// The item's weight, worked out once when it was submitted.
         let weight: Int
-        let done: CheckedContinuation<Output, any Error>
-        public func succeed(_ output: Output) { self.done.resume(returning: output) }
-        public func fail(_ error: any Error) { self.done.resume(throwing: error) }
+        /// Nil for a posted item: nobody waits for its answer.
+        let done: CheckedContinuation<Output, any Error>?
+        public func succeed(_ output: Output) { self.done?.resume(returning: output) }
+        public func fail(_ error: any Error) { self.done?.resume(throwing: error) }
     }
 
     private struct State {
@@ -53,19 +55,28 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     /// Queues `item` and waits for its batch's answer.
     public func submit(_ item: Item) async throws -> Output {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Output, any Error>) in
-            let weight = max(1, self.weight(item))
-            let (closed, wake) = self.state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
-                if s.closed { return (true, []) }
-                if s.count == 0 { s.firstAt = .now }
-                s.pending.append(Entry(item: item, weight: weight, done: done))
-                s.weight += weight
-                guard s.count == 1 || s.weight >= self.maxBatch || s.count >= self.maxItems else { return (false, []) }
-                defer { s.waiters.removeAll() }
-                return (false, s.waiters)
-            }
-            if closed { done.resume(throwing: self.closedError()) }
-            for w in wake { w.resume() }
+            if !self.enqueue(item, done: done) { done.resume(throwing: self.closedError()) }
         }
+    }
+
+    /// Queues `item` without waiting for its answer (whoever takes the batch deals with a
+    /// failure); false when the queue is closed.
+    @discardableResult
+    public func post(_ item: Item) -> Bool { self.enqueue(item, done: nil) }
+
+    private func enqueue(_ item: Item, done: CheckedContinuation<Output, any Error>?) -> Bool {
+        let weight = max(1, self.weight(item))
+        let (closed, wake) = self.state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
+            if s.closed { return (true, []) }
+            if s.count == 0 { s.firstAt = .now }
+            s.pending.append(Entry(item: item, weight: weight, done: done))
+            s.weight += weight
+            guard s.count == 1 || s.weight >= self.maxBatch || s.count >= self.maxItems else { return (false, []) }
+            defer { s.waiters.removeAll() }
+            return (false, s.waiters)
+        }
+        for w in wake { w.resume() }
+        return !closed
     }
 
     /// Refuses new items and wakes the takers: what is queued is still handed out, then

@@ -1,4 +1,7 @@
+import AiraAMQP
+import AiraContracts
 import AiraLLM
+import AiraMessaging
 import AiraRedis
 import Foundation
 import Testing
@@ -57,6 +60,44 @@ struct GPTTests {
             #expect(try await complete(["messages": withSystem]).headers.first(name: "X-Aira-Cached") == "false")
             #expect(try await stack.mockStats().calls == 7)
         }
+    }
+
+    @Test("every question records a gpt.asked audit event: user, cached or not, model, tokens, latency, the question")
+    func auditEvents() async throws {
+        // A queue of this test's own gets a copy of every audit batch.
+        let h = try await MessagingHarness.make()
+        let queue = uniqueName("gpt-audit")
+        try await h.admin.declareQueue(queue, options: .init(durable: false, autoDelete: true))
+        try await h.admin.bindQueue(queue, exchange: AiraExchange.name, routingKey: AuditBatch.routingKey)
+        let channel = try await h.connection.openChannel()
+        let batches = try await channel.consume(queue: queue, noAck: true)
+
+        try await ServiceStack.with(gptProxies: 1) { stack in
+            let session = try await user(stack)
+            #expect(try await ask(stack, session, "What does the audit log keep?").json["cached"] as? Bool == false)
+            #expect(try await ask(stack, session, "what does the audit log keep").json["cached"] as? Bool == true)
+            var events: [AuditEvent] = []
+            while events.count < 2, let delivery = await next(batches.deliveries, timeout: .seconds(10)) {
+                let batch = try AuditBatch.decode(type: delivery.properties.type ?? "", from: delivery.body)
+                events += batch.events.filter { $0.type == "gpt.asked" && $0.userId?.lowercasedString == session.userID }
+            }
+            try #require(events.count == 2, "\(events)")
+            let (miss, hit) = (events[0], events[1])
+            #expect(miss.attributes["cached"] == "false" && hit.attributes["cached"] == "true")
+            #expect(miss.attributes["question"] == "What does the audit log keep?")
+            #expect(hit.attributes["question"] == "what does the audit log keep")
+            for event in events {
+                #expect(event.attributes["model"] == "mock-1")
+                #expect(event.attributes["finishReason"] == "stop")
+                #expect(Int(event.attributes["latencyMs"] ?? "") != nil, "\(event.attributes)")
+                #expect(Int(event.attributes["promptTokens"] ?? "") ?? 0 > 0, "\(event.attributes)")
+                #expect(Int(event.attributes["completionTokens"] ?? "") ?? 0 > 0, "\(event.attributes)")
+                #expect(event.ip?.isEmpty == false, "the client address")
+                #expect(!(event.id ?? "").isEmpty)
+            }
+        }
+        await channel.close()
+        await h.connection.close()
     }
 
     @Test("a hit refreshes the entry's 72 h TTL")

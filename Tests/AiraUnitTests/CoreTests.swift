@@ -195,6 +195,20 @@ struct BatchQueueTests {
         #expect(await queue.nextBatch() == nil)
     }
 
+    @Test("posted items share batches with submitted ones, in order, and nobody waits for them; a closed queue refuses a post")
+    func posted() async throws {
+        let queue = BatchQueue<Int, Int>(maxBatch: 4, maxDelay: .seconds(30)) { CancellationError() }
+        for i in 1...3 { #expect(queue.post(i)) }
+        async let waited = queue.submit(4) // the fourth item fills the batch
+        let batch = try #require(await queue.nextBatch())
+        #expect(batch.map(\.item) == [1, 2, 3, 4])
+        for entry in batch { entry.succeed(entry.item * 10) } // answering a posted item is a no-op
+        #expect(try await waited == 40)
+        queue.close()
+        #expect(!queue.post(5))
+        #expect(await queue.nextBatch() == nil)
+    }
+
     @Test("maxItems: when that many wait, the batch goes at once instead of after maxDelay")
     func maxItems() async throws {
         let queue = BatchQueue<Int, Int>(maxBatch: 1000, maxDelay: .seconds(30), maxItems: 3) { CancellationError() }
