@@ -24,7 +24,10 @@ final class ConsumerPresence: Service, Sendable {
         self.logger = logger
     }
 
-    func hasConsumers(_ queue: String) -> Bool { (self.counts.withLock { $0[queue] } ?? 1) > 0 }
+    func hasConsumers(_ queue: String) -> Bool { (self.consumers(queue) ?? 1) > 0 }
+
+    /// The queue's consumers at the last look; nil while unknown.
+    func consumers(_ queue: String) -> Int? { self.counts.withLock { $0[queue] }.map(Int.init) }
 
     func run() async throws {
         var channel: AMQPChannel?

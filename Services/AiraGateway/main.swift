@@ -46,9 +46,14 @@ do {
                           credentialsTimeout: try env.duration("AIRA_AUTH_CREDENTIALS_TIMEOUT", default: .seconds(10)),
                           sessionsTimeout: try env.duration("AIRA_AUTH_SESSIONS_TIMEOUT", default: .seconds(5)))
     let gptBatch = try env.int("AIRA_GPT_RPC_BATCH", default: 64, range: 1...1_000)
-    let gpt = GPTRoutes(calls: calls, bodyLimit: bodyLimit, timeout: try env.duration("AIRA_GPT_TIMEOUT", default: .seconds(60)),
-                        batching: gptBatch == 1 ? nil : RPCBatch.Options(
-                            maxBatch: gptBatch, parallel: try env.int("AIRA_GPT_RPC_BATCH_PARALLEL", default: 2, range: 1...256)))
+    // `auto`: one batch out per proxy consuming gpt.ask (up to 16); a number fixes it.
+    let gptParallelText = env.optionalString("AIRA_GPT_RPC_BATCH_PARALLEL") ?? "auto"
+    guard let gptParallel = gptParallelText == "auto" ? 16 : Int(gptParallelText), (1...256).contains(gptParallel) else {
+        throw ConfigurationError(key: "AIRA_GPT_RPC_BATCH_PARALLEL", value: gptParallelText, expected: "auto or an integer in 1...256")
+    }
+    var gpt = GPTRoutes(calls: calls, bodyLimit: bodyLimit, timeout: try env.duration("AIRA_GPT_TIMEOUT", default: .seconds(60)),
+                        batching: gptBatch == 1 ? nil : RPCBatch.Options(maxBatch: gptBatch, parallel: gptParallel))
+    gpt.parallelFollowsConsumers = gptParallelText == "auto"
     let publisher = try await MessagePublisher.open(on: connection)
     // What the gateway publishes waits in its consumers' queues even before they first start.
     try await AuditEvent.queue.declare(on: publisher.channel)

@@ -188,6 +188,8 @@ final class RPCBatchLane: Sendable {
     private struct State {
         var queue: [Call] = []
         var inFlight = 0
+        /// The options in force (a caller may change them: ``adopt(_:)``).
+        var options: RPCBatch.Options
     }
 
     /// A batch awaiting its replies. Its lane slot is given back at the first reply (answers
@@ -208,17 +210,16 @@ final class RPCBatchLane: Sendable {
 
     let messageType: String
     let routingKey: String
-    let options: RPCBatch.Options
     private let channel: AMQPChannel
     private let register: @Sendable (String, (@Sendable (AMQPDelivery) -> Void)?) -> Void
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let batchSize = Recorder(label: "aira_rpc_batch_size")
 
     init(messageType: String, routingKey: String, options: RPCBatch.Options, channel: AMQPChannel,
          register: @escaping @Sendable (String, (@Sendable (AMQPDelivery) -> Void)?) -> Void) {
         self.messageType = messageType
         self.routingKey = routingKey
-        self.options = options
+        self.state = Mutex(State(options: options))
         self.channel = channel
         self.register = register
     }
@@ -235,11 +236,26 @@ final class RPCBatchLane: Sendable {
         }
     }
 
+    /// The options in force.
+    var options: RPCBatch.Options { self.state.withLock { $0.options } }
+
+    /// Applies `options` from now on (the lane, its queue and its batches out stay): with more
+    /// batches allowed out, waiting calls go at once.
+    func adopt(_ options: RPCBatch.Options) {
+        var batches: [[Call]] = []
+        self.state.withLock { s in
+            guard s.options != options else { return }
+            s.options = options
+            while let batch = self.takeBatch(&s) { batches.append(batch) }
+        }
+        for batch in batches { self.send(batch) }
+    }
+
     /// Takes the next batch when a slot is free (under the lock).
     private func takeBatch(_ s: inout State) -> [Call]? {
-        guard s.inFlight < self.options.parallel, !s.queue.isEmpty else { return nil }
+        guard s.inFlight < s.options.parallel, !s.queue.isEmpty else { return nil }
         s.inFlight += 1
-        let n = min(s.queue.count, self.options.maxBatch)
+        let n = min(s.queue.count, s.options.maxBatch)
         let batch = Array(s.queue[..<n])
         s.queue.removeFirst(n)
         return batch

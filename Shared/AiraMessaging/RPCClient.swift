@@ -104,8 +104,9 @@ public final class RPCClient: Sendable {
 
     private func lane<Request: MessageContract>(_ type: Request.Type, routingKey: String, options: RPCBatch.Options) -> RPCBatchLane {
         let name = "\(routingKey) \(Request.messageType)"
-        return self.lanes.withLock { lanes in
-            if let lane = lanes[name], lane.options == options { return lane }
+        let lane = self.lanes.withLock { lanes -> RPCBatchLane in
+            // A lane is never replaced: its batches out hold it only weakly.
+            if let lane = lanes[name] { return lane }
             let lane = RPCBatchLane(messageType: RPCBatch.messageType(of: Request.self), routingKey: routingKey, options: options,
                                     channel: self.channel) { [weak self] id, handler in
                 self?.streams.withLock { $0[id] = handler }
@@ -113,6 +114,8 @@ public final class RPCClient: Sendable {
             lanes[name] = lane
             return lane
         }
+        lane.adopt(options)
+        return lane
     }
 
     /// A call whose server sends partial replies (``MessageContext/sendPartialReply(_:)``) before

@@ -21,6 +21,8 @@ struct RPCBatchTests {
         routes.on(EchoRequest.self) { request, _ in EchoResponse(echoed: request.text.uppercased()) }
         routes.onBatch(EchoRequest.self) { requests, _ in
             seen.record(requests.count)
+            // A batch holding a "hold-batch" request answers nothing (so keeps its lane slot) for 800 ms.
+            if requests.contains(where: { $0.text == "hold-batch" }) { try? await Task.sleep(for: .milliseconds(800)) }
             return requests.map { request -> RPCBatchOutcome<EchoResponse> in
                 if request.text == "forbidden" { return .answer(.failure(RPCErrorReply(code: "forbidden", message: "not allowed"))) }
                 guard let delay = request.delayMilliseconds else { return .answer(.success(EchoResponse(echoed: request.text.uppercased()))) }
@@ -89,6 +91,31 @@ struct RPCBatchTests {
         #expect(quick.allSatisfy { $0.1 < .milliseconds(1500) }, "quick calls took \(quick.map(\.1))")
         let (text, took) = try await slow
         #expect(text == "LATE SLOW" && took >= .milliseconds(2000))
+        await services.stop()
+        await h.tearDown(spec)
+    }
+
+    @Test("a lane takes new options at once: with more batches allowed out, a waiting call goes without waiting for the slot")
+    func adoptsOptions() async throws {
+        let h = try await MessagingHarness.make()
+        let (spec, services) = serve(h, seen: Seen())
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+        let one = RPCBatch.Options(maxBatch: 64, parallel: 1), two = RPCBatch.Options(maxBatch: 64, parallel: 2)
+        let call: @Sendable (RPCBatch.Options) async throws -> Duration = { options in
+            let started = ContinuousClock.now
+            _ = try await client.call(EchoRequest(text: "hold-batch"), routingKey: spec.bindings[0], expecting: EchoResponse.self,
+                                      timeout: .seconds(10), batching: options)
+            return ContinuousClock.now - started
+        }
+        async let first = call(one) // holds the only slot for 800 ms
+        try await Task.sleep(for: .milliseconds(100))
+        async let second = call(one) // waits for the slot…
+        try await Task.sleep(for: .milliseconds(100))
+        async let third = call(two) // …until this call allows two batches out: it goes now (~900 ms, not ~1,500)
+        let (a, b, _) = try await (first, second, third)
+        #expect(a >= .milliseconds(800))
+        #expect(b < .milliseconds(1200), "the waiting call took \(b): it waited for the first batch")
         await services.stop()
         await h.tearDown(spec)
     }
