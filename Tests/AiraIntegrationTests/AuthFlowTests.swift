@@ -14,11 +14,7 @@ struct AuthFlowTests {
     func signupLoginMe() async throws {
         // A queue of this test's own gets a copy of every email.send message.
         let h = try await MessagingHarness.make()
-        let mailQueue = uniqueName("mail")
-        try await h.admin.declareQueue(mailQueue, options: .init(durable: false, autoDelete: true))
-        try await h.admin.bindQueue(mailQueue, exchange: AiraExchange.name, routingKey: EmailMessage.routingKey)
-        let mailChannel = try await h.connection.openChannel()
-        let mails = try await mailChannel.consume(queue: mailQueue, noAck: true)
+        let mails = try await h.tap(EmailMessage.routingKey, name: "mail")
 
         try await ServiceStack.with { stack in
             let (email, password) = try await stack.signup("flow")
@@ -52,7 +48,7 @@ struct AuthFlowTests {
             let traced = try await stack.call("GET", "/api/users/me", token: session.access, headers: ["X-Request-Id": "trace-me-123"])
             #expect(traced.headers.first(name: "X-Request-Id") == "trace-me-123")
         }
-        await mailChannel.close()
+        await mails.channel.close()
         await h.connection.close()
     }
 

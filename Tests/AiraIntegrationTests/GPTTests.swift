@@ -66,11 +66,7 @@ struct GPTTests {
     func auditEvents() async throws {
         // A queue of this test's own gets a copy of every audit batch.
         let h = try await MessagingHarness.make()
-        let queue = uniqueName("gpt-audit")
-        try await h.admin.declareQueue(queue, options: .init(durable: false, autoDelete: true))
-        try await h.admin.bindQueue(queue, exchange: AiraExchange.name, routingKey: AuditBatch.routingKey)
-        let channel = try await h.connection.openChannel()
-        let batches = try await channel.consume(queue: queue, noAck: true)
+        let batches = try await h.tap(AuditBatch.routingKey, name: "gpt-audit")
 
         try await ServiceStack.with(gptProxies: 1) { stack in
             let session = try await user(stack)
@@ -96,7 +92,7 @@ struct GPTTests {
                 #expect(!(event.id ?? "").isEmpty)
             }
         }
-        await channel.close()
+        await batches.channel.close()
         await h.connection.close()
     }
 

@@ -108,6 +108,15 @@ struct MessagingHarness {
         try await self.admin.inspectQueue(queue).messageCount
     }
 
+    /// A copy of every message published to the Aira exchange with `routingKey`, through a queue
+    /// of the test's own (deleted once its consumer's channel closes: close `channel` when done).
+    func tap(_ routingKey: String, name: String) async throws -> AMQPConsumer {
+        let queue = uniqueName(name)
+        try await self.admin.declareQueue(queue, options: .init(durable: false, autoDelete: true))
+        try await self.admin.bindQueue(queue, exchange: AiraExchange.name, routingKey: routingKey)
+        return try await self.connection.openChannel().consume(queue: queue, noAck: true)
+    }
+
     /// Takes one message off `queue` (for inspecting DLQs).
     func take(_ queue: String, timeout: Duration = .seconds(10)) async throws -> AMQPDelivery? {
         let channel = try await self.connection.openChannel()
