@@ -232,10 +232,9 @@ public final class AuditTrail: Service, Sendable {
     public func post(_ event: AuditEvent) {
         var event = event
         if (event.id ?? "").isEmpty { event.id = MessageID.random() }
-        guard self.queue.post(event) else {
+        if !self.queue.post(event) {
             self.failures.increment()
             self.logger.error("audit event dropped: the trail is closed", metadata: ["type": "\(event.type)"])
-            return
         }
     }
 

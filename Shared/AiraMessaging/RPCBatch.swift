@@ -236,9 +236,6 @@ final class RPCBatchLane: Sendable {
         }
     }
 
-    /// The options in force.
-    var options: RPCBatch.Options { self.state.withLock { $0.options } }
-
     /// Applies `options` from now on (the lane, its queue and its batches out stay): with more
     /// batches allowed out, waiting calls go at once.
     func adopt(_ options: RPCBatch.Options) {
