@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -61,8 +62,7 @@ final class HTTPMetricsCache: Sendable {
 
         func record(since start: ContinuousClock.Instant) {
             self.requests.increment()
-            let elapsed = ContinuousClock.now - start
-            self.duration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            self.duration.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
         }
     }
 

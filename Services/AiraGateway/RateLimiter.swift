@@ -138,7 +138,6 @@ final class RateLimiter: Sendable {
                 for (i, counter) in counters.enumerated() where !held[i] {
                     if let lease = leases.byKey[counter.key], lease.isCurrent(at: now), lease.count >= counter.limit.limit {
                         for (j, other) in counters.enumerated() where held[j] { leases.byKey[other.key]?.left += 1 }
-                        held = held.map { _ in false }
                         return .decided(Decision(allowed: false, limit: counter.limit, remaining: 0,
                                                  resetSeconds: Self.seconds(until: lease.expires, from: now)))
                     }
