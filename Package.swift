@@ -74,9 +74,10 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Shared/AiraTokens", swiftSettings: swiftSettings),
-        // The OpenAI chat-completions format, prompt normalisation and answer-cache keys.
+        // The OpenAI chat-completions format, prompt normalisation, answer-cache keys, and the
+        // conversations kept in Redis (written by aira-gpt-proxy, listed by aira-gateway).
         .target(name: "AiraLLM", dependencies: [
-            "AiraCore",
+            "AiraCore", "AiraRedis",
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Shared/AiraLLM", swiftSettings: swiftSettings),
         // The nightly analysis: days, activity features, the return-likelihood model, TF-IDF interests, runs.
@@ -109,7 +110,7 @@ let package = Package(
 
         // Services: one executable each, thin.
         .executableTarget(name: "aira-admin", dependencies: [
-            "AiraServiceKit", "AiraMessaging", "AiraPostgres", "AiraAccounts", "AiraTokens", "AiraAnalysis",
+            "AiraServiceKit", "AiraMessaging", "AiraContracts", "AiraPostgres", "AiraAccounts", "AiraTokens", "AiraAnalysis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/AiraAdmin", swiftSettings: swiftSettings),
 
@@ -120,10 +121,10 @@ let package = Package(
         ], path: "Services/AiraAuth", swiftSettings: swiftSettings),
 
         .executableTarget(name: "aira-gateway", dependencies: [
-            "AiraServiceKit", "AiraContracts", "AiraAccounts", "AiraTokens", "AiraAnalysis",
+            "AiraServiceKit", "AiraContracts", "AiraLLM", "AiraAccounts", "AiraTokens", "AiraAnalysis",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "_NIOFileSystem", package: "swift-nio"),
-        ], path: "Services/AiraGateway", swiftSettings: swiftSettings),
+        ], path: "Services/AiraGateway", exclude: ["Web"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "aira-gpt-proxy", dependencies: [
             "AiraServiceKit", "AiraContracts", "AiraLLM",

@@ -1,5 +1,6 @@
 import AiraCore
 import AiraAMQP
+import AiraContracts
 import AiraMessaging
 import ArgumentParser
 import Foundation
@@ -15,11 +16,11 @@ struct DLQ: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Dead-letter queues with their depth and the oldest message's age.")
 
         @OptionGroup var broker: BrokerOptions
-        @Argument(help: "Consumer queues (Q or Q.dlq); default: $AIRA_QUEUES (comma-separated).")
+        @Argument(help: "Consumer queues (Q or Q.dlq); default: $AIRA_QUEUES (comma-separated), else every queue of Aira's topology.")
         var queues: [String] = []
 
         func run() async throws {
-            let names = try knownQueues(self.queues)
+            let names = knownQueues(self.queues)
             let connection = try await broker.connect()
             let statuses = try await DeadLetterQueues(connection: connection, logger: Logger(label: "aira-admin")).status(of: names)
             await connection.close()
@@ -139,41 +140,11 @@ struct FilterOptions: ParsableArguments {
     }
 }
 
-/// What show prints for each dead letter.
-struct DeadLetterView: Encodable {
-    var id: String
-    var type: String?
-    var attempts: Int
-    var disposition: String?
-    var error: String?
-    var errorType: String?
-    var firstFailedAt: Date?
-    var lastFailedAt: Date?
-    var originalRoutingKey: String?
-    var queue: String?
-    var body: String?
-
-    init(_ d: DeadLetter, includeBody: Bool) {
-        id = d.messageID
-        type = d.type
-        attempts = d.attempts
-        disposition = d.disposition
-        error = d.error
-        errorType = d.errorType
-        firstFailedAt = d.firstFailedAt
-        lastFailedAt = d.lastFailedAt
-        originalRoutingKey = d.originalRoutingKey
-        queue = d.queue
-        body = includeBody ? String(decoding: d.body, as: UTF8.self) : nil
-    }
-}
-
-/// Queues named on the command line, else $AIRA_QUEUES.
-func knownQueues(_ given: [String]) throws -> [String] {
+/// Queues named on the command line, else $AIRA_QUEUES, else every consumer queue of Aira's topology.
+func knownQueues(_ given: [String]) -> [String] {
     if !given.isEmpty { return given }
     let env = ProcessInfo.processInfo.environment["AIRA_QUEUES"]?.split(separator: ",").map {
         $0.trimmingCharacters(in: .whitespaces)
     }.filter { !$0.isEmpty } ?? []
-    guard !env.isEmpty else { throw ValidationError("name the queues, or set AIRA_QUEUES (comma-separated)") }
-    return env
+    return env.isEmpty ? AiraTopology.consumerQueues().map(\.name) : env
 }

@@ -1,5 +1,6 @@
 import AiraAMQP
 import AiraCore
+import AiraContracts
 import AiraMessaging
 import ArgumentParser
 import Foundation
@@ -23,38 +24,34 @@ struct Queues: AsyncParsableCommand {
     var managementURL: String?
     @Flag(help: "Refresh every 2 seconds until interrupted.") var watch = false
 
-    struct Row: Encodable {
-        var queue: String
-        var ready: Int?
-        var unacked: Int?
-        var consumers: Int?
-        var retrying: Int
-        var deadLetters: Int?
-    }
-
     func run() async throws {
-        let management = try (managementURL ?? ProcessInfo.processInfo.environment["AIRA_RABBITMQ_MANAGEMENT_URL"]).map(ManagementAPI.init(url:))
+        let management: ManagementAPI?
+        do {
+            management = try (managementURL ?? ProcessInfo.processInfo.environment["AIRA_RABBITMQ_MANAGEMENT_URL"]).map(ManagementAPI.init(url:))
+        } catch {
+            throw CLIError("--management-url: \(error)")
+        }
         guard let tierList = try? EnvironmentReader(["tiers": tiers]).durations("tiers", default: []) else {
             throw ValidationError("--tiers: expected durations like 1s,10s,1m")
         }
         let connection = management == nil ? try await broker.connect() : nil
         let channel = try await connection?.openChannel()
         repeat {
-            let rows: [Row]
+            let rows: [QueueOverview]
             if let management {
                 let vhost = try AMQPConfiguration(url: broker.amqpURL ?? EnvironmentReader().string(
                     "AIRA_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")).vhost
-                rows = Self.rows(from: try await management.queues(vhost: vhost), only: queues.map(DeadLetterQueues.workQueue(for:)))
+                rows = QueueOverview.rows(from: try await management.queues(vhost: vhost), only: queues.map(DeadLetterQueues.workQueue(for:)))
             } else {
-                var collected: [Row] = []
-                for q in try knownQueues(queues).map(DeadLetterQueues.workQueue(for:)) {
+                var collected: [QueueOverview] = []
+                for q in knownQueues(queues).map(DeadLetterQueues.workQueue(for:)) {
                     let main = try? await channel!.inspectQueue(q)
                     let dlq = try? await channel!.inspectQueue("\(q).dlq")
                     var retrying = 0
                     for tier in tierList {
                         retrying += Int((try? await channel!.inspectQueue(QueueSpec(name: q, bindings: []).retryQueue(tier)))?.messageCount ?? 0)
                     }
-                    collected.append(Row(queue: q, ready: main.map { Int($0.messageCount) }, unacked: nil,
+                    collected.append(QueueOverview(queue: q, ready: main.map { Int($0.messageCount) }, unacked: nil,
                                          consumers: main.map { Int($0.consumerCount) }, retrying: retrying,
                                          deadLetters: dlq.map { Int($0.messageCount) }))
                 }
@@ -72,19 +69,5 @@ struct Queues: AsyncParsableCommand {
             if watch { try await Task.sleep(for: .seconds(2)) }
         } while watch
         await connection?.close()
-    }
-
-    /// Aira consumer queues are those with a `.dlq` sibling; retry tiers are `Q.retry.*`.
-    static func rows(from infos: [ManagementAPI.QueueInfo], only: [String]) -> [Row] {
-        let byName = Dictionary(infos.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let names = only.isEmpty
-            ? infos.map(\.name).filter { $0.hasSuffix(".dlq") }.map { String($0.dropLast(4)) }.filter { byName[$0] != nil }.sorted()
-            : only
-        return names.map { q in
-            let main = byName[q]
-            let retrying = infos.filter { $0.name.hasPrefix("\(q).retry.") }.reduce(0) { $0 + ($1.messages_ready ?? 0) + ($1.messages_unacknowledged ?? 0) }
-            return Row(queue: q, ready: main?.messages_ready ?? (main == nil ? nil : 0), unacked: main?.messages_unacknowledged,
-                       consumers: main?.consumers, retrying: retrying, deadLetters: byName["\(q).dlq"]?.messages_ready)
-        }
     }
 }

@@ -41,6 +41,7 @@ struct AuthService: Sendable {
         sessions.on(LogoutRequest.self) { try await self.logout($0, context: $1) }
         sessions.on(LogoutAllRequest.self) { try await self.logoutAll($0, context: $1) }
         sessions.on(SetSuspendedRequest.self) { try await self.setSuspended($0, context: $1) }
+        sessions.on(ListSessionsRequest.self) { try await self.listSessions($0, context: $1) }
         return (credentials, sessions)
     }
 
@@ -126,7 +127,7 @@ struct AuthService: Sendable {
             throw RPCErrorReply(code: AuthError.accountSuspended, message: "this account is suspended")
         }
         try await self.throttle.recordSuccess(email: email, ip: ip)
-        let session = try await self.openSession(for: account)
+        let session = try await self.openSession(for: account, client: request.client)
         Self.logins.increment()
         await self.audit(AuditEvent(type: "login", userId: account.id, ip: ip,
                                     attributes: ["userAgent": request.client.userAgent ?? ""]), context)
@@ -134,7 +135,7 @@ struct AuthService: Sendable {
     }
 
     func refresh(_ request: RefreshRequest, context: MessageContext) async throws -> TokenPair {
-        switch try await self.refreshTokens.rotate(request.refreshToken) {
+        switch try await self.refreshTokens.rotate(request.refreshToken, ip: request.client.ip) {
         case .invalid:
             throw RPCErrorReply(code: AuthError.invalidToken, message: "refresh token unknown, expired or revoked")
         case .reused(let userID, let family):
@@ -154,10 +155,17 @@ struct AuthService: Sendable {
     }
 
     func logout(_ request: LogoutRequest, context: MessageContext) async throws -> SessionsEnded {
-        let active = try await self.refreshTokens.revoke(family: request.sessionId)
+        let active = try await self.refreshTokens.revoke(family: request.sessionId, of: request.userId)
         await self.audit(AuditEvent(type: "logout", userId: request.userId, ip: request.client.ip,
                                     attributes: ["session": request.sessionId]), context)
         return SessionsEnded(sessionsEnded: active ? 1 : 0)
+    }
+
+    func listSessions(_ request: ListSessionsRequest, context: MessageContext) async throws -> SessionList {
+        let sessions = try await self.refreshTokens.sessions(userID: request.userId)
+        return SessionList(sessions: sessions.map {
+            SessionView(id: $0.family, createdAt: $0.createdAt, lastUsedAt: $0.lastUsedAt, ip: $0.ip, userAgent: $0.userAgent)
+        })
     }
 
     func logoutAll(_ request: LogoutAllRequest, context: MessageContext) async throws -> SessionsEnded {
@@ -189,7 +197,7 @@ struct AuthService: Sendable {
         try await self.accounts.setPassword(hash: hash, for: account.id)
         // Every device is logged out; the device that changed the password gets a new session.
         let ended = try await self.refreshTokens.revokeAll(userID: account.id)
-        let session = try await self.openSession(for: account)
+        let session = try await self.openSession(for: account, client: request.client)
         await self.audit(AuditEvent(type: "password_changed", userId: account.id, ip: ip,
                                     attributes: ["sessionsEnded": String(ended)]), context)
         return PasswordChanged(sessionsEnded: ended, session: session)
@@ -219,8 +227,9 @@ struct AuthService: Sendable {
 
     // MARK: - Helpers
 
-    private func openSession(for account: Account) async throws -> TokenPair {
-        let refresh = try await self.refreshTokens.issue(userID: account.id)
+    private func openSession(for account: Account, client: ClientInfo) async throws -> TokenPair {
+        let refresh = try await self.refreshTokens.issue(userID: account.id,
+                                                         device: .init(ip: client.ip, userAgent: client.userAgent ?? ""))
         let access = try await self.issuer.issue(userID: account.id, role: account.role.rawValue, sessionID: refresh.family)
         return TokenPair(accessToken: access.token, expiresIn: Int(self.issuer.lifetime.components.seconds),
                          refreshToken: refresh.token, user: Self.view(account))

@@ -16,6 +16,7 @@ struct AnswerStore: Sendable {
     let redis: RedisClient
     let logger: Logger
     var cacheTTL: Duration = .seconds(72 * 3600)
+    var conversations: ConversationStore
     /// How long an identical question waits for another instance's upstream call before making its own.
     var flightWait: Duration = .seconds(15)
     let localQuota = LocalQuota()
@@ -185,11 +186,11 @@ struct AnswerStore: Sendable {
 
     // MARK: - Conversations
 
-    /// The conversation so far (at most the last 40 messages, kept 24 h after its last use).
+    /// The conversation so far (``ConversationStore``: the last 40 messages, kept
+    /// `AIRA_GPT_CONVERSATION_TTL` after its last use); empty while Redis is unavailable.
     func history(user: UUID, conversation: String) async -> [ChatMessage] {
         do {
-            let items = try await self.redis.send("LRANGE", Self.conversationKey(user, conversation), "0", "-1").array ?? []
-            return items.compactMap { $0.string.flatMap { try? MessageCoding.decode(ChatMessage.self, from: Array($0.utf8)) } }
+            return try await self.conversations.history(user: user, conversation: conversation)
         } catch {
             self.degraded("conversation read", error)
             return []
@@ -197,17 +198,11 @@ struct AnswerStore: Sendable {
     }
 
     func append(_ messages: [ChatMessage], user: UUID, conversation: String) async {
-        let key = Self.conversationKey(user, conversation)
         do {
-            let items = try messages.map { String(decoding: try MessageCoding.encode($0), as: UTF8.self) }
-            _ = try await self.redis.pipeline([["RPUSH", key] + items, ["LTRIM", key, "-40", "-1"], ["EXPIRE", key, "86400"]])
+            try await self.conversations.append(messages, user: user, conversation: conversation)
         } catch {
             self.degraded("conversation write", error)
         }
-    }
-
-    static func conversationKey(_ user: UUID, _ conversation: String) -> String {
-        "gpt:conv:\(user.uuidString.lowercased()):\(conversation)"
     }
 
     private func degraded(_ what: String, _ error: any Error) {

@@ -130,7 +130,7 @@ struct GPTService: Sendable {
         guard !request.messages.isEmpty, request.messages.contains(where: { $0.role == "user" && !$0.content.isEmpty }) else {
             throw RPCErrorReply(code: GPTError.invalidInput, message: "ask something: no user message")
         }
-        if let c = request.conversationId, c.isEmpty || c.count > 64 || !c.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
+        if let c = request.conversationId, !ConversationStore.isValidID(c) {
             throw RPCErrorReply(code: GPTError.invalidInput, message: "conversationId: 1–64 letters, digits, '-' or '_'")
         }
         let model = request.model ?? self.upstream.configuration.model

@@ -1,6 +1,7 @@
 // aira-gpt-proxy: answers gpt.ask RPCs from an OpenAI-compatible upstream, with a Redis answer
 // cache, per-user daily quotas and single-flight upstream calls. See docs/gpt.md.
 import AiraContracts
+import AiraLLM
 import AiraCore
 import AiraMessaging
 import AiraRedis
@@ -31,7 +32,9 @@ do {
     // Shut down however start-up or the run ends (a client dropped unshut traps).
     do {
         let redis = RedisClient(configuration: try settings.redisConfiguration())
-        var store = AnswerStore(redis: redis, logger: logger)
+        var store = AnswerStore(redis: redis, logger: logger,
+                                conversations: ConversationStore(redis: redis, ttl: try env.duration("AIRA_GPT_CONVERSATION_TTL",
+                                                                                                     default: .seconds(30 * 86_400))))
         store.cacheTTL = try env.duration("AIRA_GPT_CACHE_TTL", default: .seconds(72 * 3600))
         store.flightWait = try env.duration("AIRA_GPT_SINGLE_FLIGHT_WAIT", default: .seconds(15))
         let connection = try await ServiceHost.connectBroker(settings, logger: logger)

@@ -10,6 +10,7 @@ import NIOCore
 extension HTTPField.Name {
     static let airaCache = Self("X-Aira-Cache")!
     static let airaCached = Self("X-Aira-Cached")!
+    static let airaConversation = Self("X-Aira-Conversation")!
 }
 
 /// `POST /api/gpt/qna` and the OpenAI-compatible `POST /v1/chat/completions` (non-streaming and
@@ -71,7 +72,8 @@ struct GPTRoutes: Sendable {
         guard !body.messages.isEmpty else { throw APIError.badRequest("invalid_request", "'messages' must not be empty") }
         let ask = AskRequest(userId: try AuthRoutes.userID(claims), role: claims.role, model: body.model,
                              messages: body.messages, parameters: body.parameters, cache: try Self.cacheMode(request),
-                             stream: body.stream ?? false, client: ClientInfo(ip: context.clientIP))
+                             stream: body.stream ?? false, conversationId: try Self.conversation(request),
+                             client: ClientInfo(ip: context.clientIP))
         let created = Int(Date().timeIntervalSince1970)
         guard ask.stream else {
             let reply = try await self.calls.call(ask, to: self.target, expecting: AskResponse.self, context: context)
@@ -94,8 +96,10 @@ struct GPTRoutes: Sendable {
                 buffer.writeString("\n\n")
                 try await writer.write(buffer)
             }
-            func chunk(_ delta: ChatCompletionChunk.Choice.Delta, finish: String? = nil, usage: Usage? = nil) -> ChatCompletionChunk {
-                ChatCompletionChunk(id: id, created: created, model: model, choices: [.init(delta: delta, finishReason: finish)], usage: usage)
+            func chunk(_ delta: ChatCompletionChunk.Choice.Delta, finish: String? = nil, usage: Usage? = nil,
+                       aira: ChatCompletionChunk.AnswerInfo? = nil) -> ChatCompletionChunk {
+                ChatCompletionChunk(id: id, created: created, model: model, choices: [.init(delta: delta, finishReason: finish)],
+                                    usage: usage, aira: aira)
             }
             try await send(chunk(.init(role: "assistant", content: "")))
             var event: RPCStreamEvent<AskChunk, AskResponse>? = first
@@ -105,7 +109,10 @@ struct GPTRoutes: Sendable {
                     case .partial(let piece):
                         try await send(chunk(.init(content: piece.delta)))
                     case .done(let reply):
-                        try await send(chunk(.init(), finish: reply.finishReason, usage: reply.usage))
+                        let info = ChatCompletionChunk.AnswerInfo(
+                            cached: reply.cached, conversationId: reply.conversationId,
+                            quota: .init(used: reply.quota.used, limit: reply.quota.limit, resetAt: reply.quota.resetAt))
+                        try await send(chunk(.init(), finish: reply.finishReason, usage: reply.usage, aira: info))
                     }
                     event = try await rest.next()
                 }
@@ -118,6 +125,16 @@ struct GPTRoutes: Sendable {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: events)
+    }
+
+    /// `X-Aira-Conversation: id` (Aira's extension of the OpenAI API): the proxy puts the
+    /// conversation so far in front of the messages and keeps the question and its answer.
+    static func conversation(_ request: Request) throws -> String? {
+        guard let id = request.headers.first(.airaConversation) else { return nil }
+        guard ConversationStore.isValidID(id) else {
+            throw APIError.badRequest("invalid_request", "X-Aira-Conversation: 1–64 letters, digits, '-' or '_'")
+        }
+        return id
     }
 
     /// `X-Aira-Cache: use | bypass | refresh` (default use).

@@ -246,9 +246,15 @@ enum OpenAPI {
           /api/auth/refresh:
             post:
               summary: Exchange a refresh token for a new pair (rotation)
-              description: Presenting an already-used refresh token ends that session (401 token_reused).
+              description: |
+                Presenting an already-used refresh token ends that session (401 token_reused).
+                Browser sessions: with the header X-Aira-Client: web, login, refresh and password
+                change answer without refreshToken in the body and set it as the HttpOnly cookie
+                aira_refresh (SameSite=Strict, Path=/api/auth); refresh then reads the cookie and
+                takes no body. A 401/403 from refresh (and logout) clears the cookie.
+              parameters: [{name: X-Aira-Client, in: header, schema: {type: string, enum: [web]}}]
               requestBody:
-                required: true
+                required: false
                 content:
                   application/json:
                     schema: {type: object, required: [refreshToken], properties: {refreshToken: {type: string}}}
@@ -270,6 +276,23 @@ enum OpenAPI {
               responses:
                 "200": {description: Ended, content: {application/json: {schema: {$ref: "#/components/schemas/SessionsEnded"}}}}
                 "401": {$ref: "#/components/responses/Error"}
+          /api/auth/sessions:
+            get:
+              summary: "The caller's open sessions (one per login on a device), most recently used first; the current one marked"
+              security: [{bearer: []}]
+              responses:
+                "200": {description: "{items: [{id, current, createdAt, lastUsedAt, ip, userAgent}]}", content: {application/json: {schema: {$ref: "#/components/schemas/Page"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/auth/sessions/{id}:
+            delete:
+              summary: "End one of the caller's sessions (log out another device)"
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+              responses:
+                "200": {description: Ended, content: {application/json: {schema: {$ref: "#/components/schemas/SessionsEnded"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
           /api/auth/password:
             post:
               summary: Change the password; every session ends, this device gets a new one
@@ -313,6 +336,16 @@ enum OpenAPI {
                 "200": {description: The insights, content: {application/json: {schema: {$ref: "#/components/schemas/Insights"}}}}
                 "401": {$ref: "#/components/responses/Error"}
                 "404": {$ref: "#/components/responses/Error"}
+          /api/admin/users:
+            get:
+              summary: "Find users (admins): ?q= part of an email or a user id, ?limit=, ?cursor=; newest first"
+              security: [{bearer: []}]
+              parameters: [{name: q, in: query, schema: {type: string, maxLength: 200}}]
+              responses:
+                "200": {description: "{items: [{id, email, role, emailVerified, suspended, suspendedAt, createdAt}], nextCursor}", content: {application/json: {schema: {$ref: "#/components/schemas/Page"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
           /api/admin/users/{id}/suspend:
             post:
               summary: Suspend a user (ADMIN); their sessions end
@@ -381,6 +414,39 @@ enum OpenAPI {
                 "429": {$ref: "#/components/responses/Error"}
                 "503": {$ref: "#/components/responses/Error"}
                 "504": {$ref: "#/components/responses/Error"}
+          /api/gpt/conversations:
+            get:
+              summary: "The caller's conversations, most recently used first (?limit= 1-200, default 50)"
+              security: [{bearer: []}]
+              responses:
+                "200": {description: "{items: [{id, title, createdAt, updatedAt, messageCount}]}", content: {application/json: {schema: {$ref: "#/components/schemas/Page"}}}}
+                "401": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/gpt/conversations/{id}:
+            get:
+              summary: "A conversation with its messages (the last 40), oldest first"
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, pattern: "^[A-Za-z0-9_-]{1,64}$"}}]
+              responses:
+                "200": {description: "{id, title, createdAt, updatedAt, messages: [{role, content}]}"}
+                "401": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+            patch:
+              summary: "Rename a conversation {title}"
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object, required: [title], properties: {title: {type: string, maxLength: 200}}}}}}
+              responses:
+                "200": {description: "{id, title, createdAt, updatedAt, messageCount}"}
+                "400": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+            delete:
+              summary: Delete a conversation and its messages
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+              responses:
+                "204": {description: Deleted}
+                "404": {$ref: "#/components/responses/Error"}
           /v1/chat/completions:
             post:
               summary: OpenAI-compatible chat completions (Bearer = Aira access token)
@@ -389,7 +455,12 @@ enum OpenAPI {
                 (server-sent events, chunks relayed as the model produces them, ending with
                 data [DONE]). Same cache, quota and single flight as /api/gpt/qna; the
                 response header X-Aira-Cached says whether the answer came from the cache.
+                Aira's extensions: the request header X-Aira-Conversation names a conversation
+                (the proxy puts its history in front of the messages and keeps the new turn);
+                a stream's last chunk carries "aira": {cached, conversationId, quota: {used,
+                limit, resetAt}}.
               security: [{bearer: []}]
+              parameters: [{name: X-Aira-Conversation, in: header, schema: {type: string, pattern: "^[A-Za-z0-9_-]{1,64}$"}}]
               requestBody:
                 required: true
                 content:
@@ -486,6 +557,13 @@ enum OpenAPI {
                 "403": {$ref: "#/components/responses/Error"}
                 "404": {$ref: "#/components/responses/Error"}
           /api/videos:
+            get:
+              summary: "The caller's own videos, newest first (?owner=me, ?limit=, ?cursor=)"
+              security: [{bearer: []}]
+              responses:
+                "200": {description: "A page of Video", content: {application/json: {schema: {$ref: "#/components/schemas/Page"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
             post:
               summary: "Upload a video or image as the raw request body (?title=); the type is sniffed from the content; a thumbnail is made in the background"
               security: [{bearer: []}]
@@ -510,6 +588,14 @@ enum OpenAPI {
               parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
               responses:
                 "200": {description: JPEG, content: {image/jpeg: {schema: {type: string, format: binary}}}}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/videos/{id}/media:
+            get:
+              summary: "The uploaded file itself, for the player (a single Range: bytes=… gives 206)"
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: The file, with its sniffed media type}
+                "206": {description: The requested byte range}
                 "404": {$ref: "#/components/responses/Error"}
           /api/videos/{id}/play:
             post:
@@ -541,6 +627,76 @@ enum OpenAPI {
                 "200": {description: "A page of AuditEntry", content: {application/json: {schema: {$ref: "#/components/schemas/Page"}}}}
                 "400": {$ref: "#/components/responses/Error"}
                 "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+          /api/admin/queues:
+            get:
+              summary: "Every consumer queue (admins): ready, unacked, consumers, in retry tiers, dead letters, publish/deliver/ack rates per second (RabbitMQ's management API)"
+              security: [{bearer: []}]
+              responses:
+                "200": {description: "{at, items: [{queue, ready, unacked, consumers, retrying, deadLetters, publishRate, deliverRate, ackRate}]}"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/admin/dlq:
+            get:
+              summary: "Every dead-letter queue of the topology with its depth and the oldest message's age (admins)"
+              security: [{bearer: []}]
+              responses:
+                "200": {description: "{items: [{queue, depth, oldestAgeSeconds}]}"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/admin/dlq/{queue}:
+            get:
+              summary: "A queue's dead letters with headers and body, and their groups by error (admins); ?type=, ?error= (part of the error), ?since= (ISO 8601), ?limit= 1-2000 (default 200). Nothing is removed."
+              security: [{bearer: []}]
+              parameters: [{name: queue, in: path, required: true, schema: {type: string}, description: "a consumer queue (Q) or its DLQ (Q.dlq)"}]
+              responses:
+                "200": {description: "{queue, deadLetterQueue, items: [{id, type, attempts, disposition, error, errorType, firstFailedAt, lastFailedAt, originalRoutingKey, queue, headers, body}], groups: [{errorType, error, count, ids, firstFailedAt, lastFailedAt}]}"}
+                "400": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/admin/dlq/{queue}/replay:
+            post:
+              summary: "Move dead letters back to their queue, each confirmed before it leaves the DLQ (admins); audit event dlq.replayed"
+              description: |
+                Body: {all: true} or a filter {ids, type, error, since}, plus dryRun (count and list
+                without moving), limit, and rate (messages per second; default AIRA_DLQ_REPLAY_RATE,
+                at most AIRA_DLQ_REPLAY_MAX_RATE). Returns {queue, target, scanned, matched, moved, dryRun, incomplete}.
+              security: [{bearer: []}]
+              parameters: [{name: queue, in: path, required: true, schema: {type: string}}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
+              responses:
+                "200": {description: "The replay report"}
+                "400": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/admin/dlq/{queue}/purge:
+            post:
+              summary: "Delete dead letters for good (admins): {all: true} or {ids}, with confirm: true; audit event dlq.purged"
+              security: [{bearer: []}]
+              parameters: [{name: queue, in: path, required: true, schema: {type: string}}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object, required: [confirm], properties: {all: {type: boolean}, ids: {type: array, items: {type: string}}, confirm: {type: boolean}}}}}}
+              responses:
+                "200": {description: "{queue, deleted}"}
+                "400": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/admin/analysis/runs:
+            get:
+              summary: "The latest nightly analysis runs with their progress and model quality (admins); ?limit= 1-365"
+              security: [{bearer: []}]
+              responses:
+                "200": {description: "{items: [AnalysisRun]}"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+            post:
+              summary: "Run (or re-run) a day's analysis {day: yyyy-MM-dd, timezone?}: the next analyzer check picks it up (admins); audit event analysis.requested"
+              security: [{bearer: []}]
+              requestBody: {required: true, content: {application/json: {schema: {type: object, required: [day], properties: {day: {type: string, format: date}, timezone: {type: string}}}}}}
+              responses:
+                "202": {description: "The requested run"}
+                "400": {$ref: "#/components/responses/Error"}
                 "403": {$ref: "#/components/responses/Error"}
           /openapi.yaml:
             get:

@@ -2,6 +2,7 @@ import AiraContracts
 import AiraMessaging
 import AiraPostgres
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOFileSystem
@@ -46,6 +47,27 @@ struct VideoRoutes: Sendable {
                          failureReason: try row.decodeOptional("failure_reason"),
                          thumbnailUrl: status == "ready" ? "/api/videos/\(id)/thumbnail" : nil,
                          plays: try row.decode("play_count"), likes: try row.decode("like_count"), createdAt: try row.decode("created_at"))
+    }
+
+    /// `GET /api/videos?owner=me&limit=&cursor=`: the caller's own videos, newest first (what the
+    /// web app offers to add to a playlist). Only `owner=me`: other people's videos are reached
+    /// through their public playlists.
+    func mine(_ request: Request, context: GatewayContext) async throws -> Response {
+        let user = try AuthRoutes.userID(try context.user())
+        guard request.uri.queryParameters.get("owner") ?? "me" == "me" else {
+            throw APIError.badRequest("invalid_request", "'owner' must be 'me'")
+        }
+        let page = try Page(request, parts: 2)
+        var sql = "SELECT \(Self.columns), (extract(epoch FROM v.created_at) * 1000000)::bigint AS created_us FROM videos v WHERE v.owner_id = $1"
+        var binds: [(any PostgresBindable)?] = [user]
+        if let (us, id) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
+            binds += [us, id]
+            sql += " AND (v.created_at, v.id) < ('epoch'::timestamptz + $2 * interval '1 microsecond', $3)"
+        }
+        sql += " ORDER BY v.created_at DESC, v.id DESC LIMIT \(page.limit + 1)"
+        let rows = try await self.content.query(PostgresQuery(unsafeSQL: sql, binds: binds), context).rows
+        let (pageRows, next) = page.slice(rows) { [(try? $0.decode("created_us", as: String.self)) ?? "", (try? $0.decode("id", as: String.self)) ?? ""] }
+        return JSONResponse.make(.ok, PageBody(items: try pageRows.map(Self.view), nextCursor: next))
     }
 
     /// `POST /api/videos?title=…` with the file as the body (any Content-Type: the type is
@@ -136,6 +158,44 @@ struct VideoRoutes: Sendable {
             throw APIError.notFound("thumbnail")
         }
         return Response(status: .ok, headers: [.contentType: "image/jpeg", .cacheControl: "public, max-age=300"], body: body)
+    }
+
+    /// `GET /api/videos/{id}/media`: the uploaded file itself, for the player. Honours a single
+    /// `Range: bytes=a-b` (206) so a browser can seek without loading the whole file.
+    func media(_ request: Request, context: GatewayContext) async throws -> Response {
+        let id = try ContentContext.pathID(context, what: "video")
+        guard let row = try await self.content.query("SELECT media_type, size_bytes FROM videos WHERE id = \(id)", context).first else {
+            throw APIError.notFound("video")
+        }
+        let type: String = try row.decode("media_type")
+        let size: Int = try row.decode("size_bytes")
+        let path = "\(self.mediaRoot)/\(ThumbnailJob.uploadPath(for: id))"
+        var headers: HTTPFields = [.contentType: type, .acceptRanges: "bytes", .cacheControl: "private, max-age=300"]
+        if let range = request.headers[.range].flatMap({ Self.byteRange($0, size: size) }) {
+            let body: ResponseBody
+            do { body = try await self.fileIO.loadFile(path: path, range: range, context: context) } catch { throw APIError.notFound("video file") }
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
+            headers[.contentLength] = String(range.count)
+            return Response(status: .partialContent, headers: headers, body: body)
+        }
+        let body: ResponseBody
+        do { body = try await self.fileIO.loadFile(path: path, context: context) } catch { throw APIError.notFound("video file") }
+        headers[.contentLength] = String(size)
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// `bytes=a-b`, `bytes=a-` or `bytes=-n` within a file of `size` bytes; nil for anything else.
+    static func byteRange(_ header: String, size: Int) -> ClosedRange<Int>? {
+        guard size > 0, header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let parts = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        if parts[0].isEmpty {
+            guard let n = Int(parts[1]), n > 0 else { return nil }
+            return max(0, size - n)...(size - 1)
+        }
+        guard let start = Int(parts[0]), start < size else { return nil }
+        let end = parts[1].isEmpty ? size - 1 : min(Int(parts[1]) ?? -1, size - 1)
+        return end >= start ? start...end : nil
     }
 
     struct Counts: Encodable, Sendable {

@@ -2,6 +2,7 @@
 // requests into RPCs (aira-auth) and messages. See docs/api.md and docs/configuration.md.
 import AiraAccounts
 import AiraContracts
+import AiraLLM
 import AiraCore
 import AiraMessaging
 import AiraPostgres
@@ -44,7 +45,13 @@ do {
                              inFlight: InFlightLimit(limit: try env.int("AIRA_MAX_IN_FLIGHT", default: 512, range: 1...100_000)))
     let auth = AuthRoutes(calls: calls, accounts: AccountStore(database: database), bodyLimit: bodyLimit,
                           credentialsTimeout: try env.duration("AIRA_AUTH_CREDENTIALS_TIMEOUT", default: .seconds(10)),
-                          sessionsTimeout: try env.duration("AIRA_AUTH_SESSIONS_TIMEOUT", default: .seconds(5)))
+                          sessionsTimeout: try env.duration("AIRA_AUTH_SESSIONS_TIMEOUT", default: .seconds(5)),
+                          browser: BrowserSession(
+                              maxAge: Int(try env.duration("AIRA_REFRESH_TOKEN_TTL", default: .seconds(30 * 86_400)).components.seconds),
+                              secure: try env.bool("AIRA_COOKIE_SECURE", default: false)))
+    let conversations = ConversationRoutes(
+        store: ConversationStore(redis: redis, ttl: try env.duration("AIRA_GPT_CONVERSATION_TTL", default: .seconds(30 * 86_400))),
+        bodyLimit: bodyLimit)
     let gptBatch = try env.int("AIRA_GPT_RPC_BATCH", default: 64, range: 1...1_000)
     // `auto`: one batch out per proxy consuming gpt.ask (up to 16); a number fixes it.
     let gptParallelText = env.optionalString("AIRA_GPT_RPC_BATCH_PARALLEL") ?? "auto"
@@ -64,6 +71,18 @@ do {
     let videos = VideoRoutes(content: content, mediaRoot: env.string("AIRA_MEDIA_DIR", default: ".data/media"),
                              maxUploadBytes: try env.int("AIRA_MAX_UPLOAD_BYTES", default: 100 << 20, range: 1024...(16 << 30)))
     let audit = AuditRoutes(content: content)
+    let adminUsers = AdminUserRoutes(content: content)
+    let operators = OperatorRoutes(
+        content: content, connection: connection,
+        management: try env.optionalString("AIRA_RABBITMQ_MANAGEMENT_URL").map { url in
+            do { return try ManagementAPI(url: url) } catch {
+                throw ConfigurationError(key: "AIRA_RABBITMQ_MANAGEMENT_URL", value: url, expected: "http://user:pass@host:15672")
+            }
+        },
+        vhost: try settings.amqpConfiguration().vhost, bodyLimit: bodyLimit,
+        maxReplayRate: Double(try env.int("AIRA_DLQ_REPLAY_MAX_RATE", default: 500, range: 1...100_000)),
+        defaultReplayRate: Double(try env.int("AIRA_DLQ_REPLAY_RATE", default: 100, range: 1...100_000)),
+        analysisTimezone: env.string("AIRA_ANALYZER_TIMEZONE", default: TimeZone.current.identifier), logger: logger)
     let insights = InsightsRoutes(content: content)
     let limiter = RateLimiter(redis: redis, logger: logger)
     let shutdown = ShutdownFlag()
@@ -71,6 +90,9 @@ do {
     let router = Router(context: GatewayContext.self)
     router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: RequestMiddleware(trustForwardedFor: try env.bool("AIRA_TRUST_FORWARDED_FOR", default: false)))
+    if let web = WebApp(directory: env.string("AIRA_WEB_DIR", default: "Services/AiraGateway/Web"), logger: logger) {
+        router.add(middleware: web)
+    }
     ObservabilityRoutes.add(to: router, registry: registry, checks: [
         ReadinessCheck("broker") { connection.isConnected },
         ReadinessCheck("redis") { await redis.ping() },
@@ -90,6 +112,9 @@ do {
     api.group("/auth").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.write))
         .post("/logout", use: auth.logout)
         .post("/logout-all", use: auth.logoutAll)
+        .delete("/sessions/:id", use: auth.endSession)
+    api.group("/auth").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("/sessions", use: auth.sessions)
     api.group("/auth").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.auth))
         .post("/password", use: auth.changePassword)
     api.group("/users").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
@@ -97,8 +122,16 @@ do {
         .get("/me/insights", use: insights.mine)
     api.group("/admin").add(middleware: Authenticate(verifier: verifier, admin: true))
         .add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.admin))
+        .get("/users", use: adminUsers.search)
         .post("/users/:id/suspend", use: auth.setSuspended(true))
         .post("/users/:id/unsuspend", use: auth.setSuspended(false))
+        .get("/queues", use: operators.queues)
+        .get("/dlq", use: operators.deadLetterQueues)
+        .get("/dlq/:queue", use: operators.deadLetters)
+        .post("/dlq/:queue/replay", use: operators.replay)
+        .post("/dlq/:queue/purge", use: operators.purge)
+        .get("/analysis/runs", use: operators.analysisRuns)
+        .post("/analysis/runs", use: operators.requestRun)
 
     // Content: public reads take an optional token; changes need one.
     let anyone = Authenticate(verifier: verifier, optional: true)
@@ -115,7 +148,10 @@ do {
     api.group("/videos").add(middleware: anyone).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
         .get("/:id", use: videos.get)
         .get("/:id/thumbnail", use: videos.thumbnail)
+        .get("/:id/media", use: videos.media)
         .post("/:id/play", use: videos.play)
+    api.group("/videos").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("", use: videos.mine)
     api.group("/videos").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.write))
         .post("", use: videos.upload)
         .put("/:id/like", use: videos.like(true))
@@ -126,6 +162,12 @@ do {
 
     api.group("/gpt").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.gpt))
         .post("/qna", use: gpt.qna)
+    api.group("/gpt/conversations").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("", use: conversations.list)
+        .get("/:id", use: conversations.get)
+    api.group("/gpt/conversations").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.write))
+        .patch("/:id", use: conversations.rename)
+        .delete("/:id", use: conversations.delete)
     // OpenAI-compatible: the official SDKs work with base URL http://host:8080/v1 and an Aira access token as API key.
     router.group("/v1").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.gpt))
         .post("/chat/completions", use: gpt.chatCompletions)

@@ -3,13 +3,15 @@ import Foundation
 
 /// The auth RPC surface (aira-gateway → aira-auth). Two queues, so that cheap calls never wait
 /// behind bcrypt: `auth.credentials` (signup, login, password change: one bcrypt each) and
-/// `auth.sessions` (verify, refresh, logout, logout-all, suspend/unsuspend: Redis and one row).
+/// `auth.sessions` (verify, refresh, logout, logout-all, the session list, suspend/unsuspend: Redis
+/// and one row).
 public enum AuthRPC {
     public static let credentials = QueueSpec(name: "auth.credentials",
                                               bindings: ["auth.signup", "auth.login", "auth.password"],
                                               kind: .rpc, maxLength: 10_000)
     public static let sessions = QueueSpec(name: "auth.sessions",
-                                           bindings: ["auth.verify", "auth.refresh", "auth.logout", "auth.logout-all", "auth.suspend"],
+                                           bindings: ["auth.verify", "auth.refresh", "auth.logout", "auth.logout-all", "auth.suspend",
+                                                      "auth.sessions.list"],
                                            kind: .rpc, maxLength: 10_000)
 }
 
@@ -120,7 +122,8 @@ public struct RefreshRequest: MessageContract {
     }
 }
 
-/// Ends one session (the access token's `sid`, i.e. its refresh-token family).
+/// Ends one session of the user: the access token's own `sid` (logout), or another of the
+/// user's sessions from the sessions page. A session of another user is not ended.
 public struct LogoutRequest: MessageContract {
     public static let messageType = "auth.logout.v1"
     public static let routingKey = "auth.logout"
@@ -174,6 +177,35 @@ public struct SetSuspendedRequest: MessageContract {
         self.suspended = suspended
         self.client = client
     }
+}
+
+/// The user's open sessions (one per login on a device), most recently used first.
+public struct ListSessionsRequest: MessageContract {
+    public static let messageType = "auth.sessions.list.v1"
+    public static let routingKey = "auth.sessions.list"
+    public var userId: UUID
+    public init(userId: UUID) { self.userId = userId }
+}
+
+public struct SessionView: Codable, Sendable, Equatable {
+    /// The session id: the access token's `sid`.
+    public var id: String
+    public var createdAt: Date?
+    public var lastUsedAt: Date?
+    public var ip: String?
+    public var userAgent: String?
+    public init(id: String, createdAt: Date?, lastUsedAt: Date?, ip: String?, userAgent: String?) {
+        self.id = id
+        self.createdAt = createdAt
+        self.lastUsedAt = lastUsedAt
+        self.ip = ip
+        self.userAgent = userAgent
+    }
+}
+
+public struct SessionList: Codable, Sendable {
+    public var sessions: [SessionView]
+    public init(sessions: [SessionView]) { self.sessions = sessions }
 }
 
 /// How many sessions an operation ended (logout, logout-all).

@@ -192,14 +192,40 @@ public struct ChatCompletionChunk: Codable, Sendable {
     public var model: String
     public var choices: [Choice]
     public var usage: Usage?
+    /// Aira's extension on the last chunk of an answer (clients that do not know it ignore it).
+    public var aira: AnswerInfo?
 
-    public init(id: String, created: Int, model: String, choices: [Choice], usage: Usage? = nil) {
+    /// What the last chunk of a streamed answer tells beyond OpenAI's format: whether it came
+    /// from the cache, the question quota after it, and the conversation it belongs to.
+    public struct AnswerInfo: Codable, Sendable, Equatable {
+        public var cached: Bool
+        public var conversationId: String?
+        public var quota: Quota
+        public struct Quota: Codable, Sendable, Equatable {
+            public var used: Int
+            public var limit: Int
+            public var resetAt: Date
+            public init(used: Int, limit: Int, resetAt: Date) {
+                self.used = used
+                self.limit = limit
+                self.resetAt = resetAt
+            }
+        }
+        public init(cached: Bool, conversationId: String?, quota: Quota) {
+            self.cached = cached
+            self.conversationId = conversationId
+            self.quota = quota
+        }
+    }
+
+    public init(id: String, created: Int, model: String, choices: [Choice], usage: Usage? = nil, aira: AnswerInfo? = nil) {
         self.id = id
         self.object = "chat.completion.chunk"
         self.created = created
         self.model = model
         self.choices = choices
         self.usage = usage
+        self.aira = aira
     }
 }
 

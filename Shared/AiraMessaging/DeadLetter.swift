@@ -66,3 +66,68 @@ public struct DeadLetterFilter: Sendable {
         return true
     }
 }
+
+/// A dead letter as operators read it (`aira-admin dlq show --json`, the operator console).
+public struct DeadLetterView: Codable, Sendable {
+    public var id: String
+    public var type: String?
+    public var attempts: Int
+    public var disposition: String?
+    public var error: String?
+    public var errorType: String?
+    public var firstFailedAt: Date?
+    public var lastFailedAt: Date?
+    public var originalRoutingKey: String?
+    public var queue: String?
+    public var body: String?
+    /// The message's headers as text (`x-aira-*`, `x-death`, …), when asked for with the body.
+    public var headers: [String: String]?
+
+    /// With `includeBody`, the body (as UTF-8 text, cut at `bodyLimit` bytes) and the headers.
+    public init(_ d: DeadLetter, includeBody: Bool, bodyLimit: Int = .max) {
+        self.id = d.messageID
+        self.type = d.type
+        self.attempts = d.attempts
+        self.disposition = d.disposition
+        self.error = d.error
+        self.errorType = d.errorType
+        self.firstFailedAt = d.firstFailedAt
+        self.lastFailedAt = d.lastFailedAt
+        self.originalRoutingKey = d.originalRoutingKey
+        self.queue = d.queue
+        self.body = includeBody ? String(decoding: d.body.prefix(bodyLimit), as: UTF8.self) : nil
+        self.headers = includeBody ? d.headers.mapValues { String(describing: $0) } : nil
+    }
+}
+
+/// Dead letters that died of the same error (its type and text): what an operator replays or
+/// purges together once the cause is fixed.
+public struct DeadLetterGroup: Codable, Sendable, Equatable {
+    public var errorType: String?
+    public var error: String?
+    public var count: Int
+    public var ids: [String]
+    public var firstFailedAt: Date?
+    public var lastFailedAt: Date?
+
+    /// Groups in order of size (largest first), each with its messages' ids in queue order.
+    public static func groups(_ letters: [DeadLetter]) -> [DeadLetterGroup] {
+        var order: [String] = []
+        var byKey: [String: DeadLetterGroup] = [:]
+        for letter in letters {
+            let key = "\(letter.errorType ?? "")\u{0}\(letter.error ?? "")"
+            var group = byKey[key] ?? {
+                order.append(key)
+                return DeadLetterGroup(errorType: letter.errorType, error: letter.error, count: 0, ids: [])
+            }()
+            group.count += 1
+            group.ids.append(letter.messageID)
+            if let at = letter.firstFailedAt, group.firstFailedAt.map({ at < $0 }) ?? true { group.firstFailedAt = at }
+            if let at = letter.lastFailedAt, group.lastFailedAt.map({ at > $0 }) ?? true { group.lastFailedAt = at }
+            byKey[key] = group
+        }
+        return order.compactMap { byKey[$0] }.enumerated().sorted { a, b in
+            a.element.count != b.element.count ? a.element.count > b.element.count : a.offset < b.offset
+        }.map(\.element)
+    }
+}
