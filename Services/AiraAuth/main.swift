@@ -49,7 +49,7 @@ do {
         refreshTokens: RefreshTokens(redis: redis, lifetime: try env.duration("AIRA_REFRESH_TOKEN_TTL", default: .seconds(30 * 86_400))),
         throttle: LoginThrottle(redis: redis, policy: policy), redis: redis,
         timingHash: try await hasher.hash(OpaqueToken.random(prefix: "")),
-        verifyURL: env.string("AIRA_VERIFY_URL", default: "http://127.0.0.1:8080/api/auth/verify?token="),
+        verifyURL: env.string("AIRA_VERIFY_URL", default: "http://127.0.0.1:8080/#/verify?token="),
         verificationLifetime: try env.duration("AIRA_VERIFY_TOKEN_TTL", default: .seconds(48 * 3600)),
         trail: trail)
 

@@ -5,7 +5,8 @@
 // Failures on demand, for the next N requests (POST /mock/fail {"mode":…, "count":N}) or for
 // one request by a marker in its last message (e.g. "[[mock:500]]"):
 //   429 (with Retry-After: 1) · 500 · hang (no answer for 10 minutes) ·
-//   truncate (finish_reason "length") · empty (empty content) · refuse (a refusal).
+//   truncate (finish_reason "length") · empty (empty content) · refuse (a refusal) ·
+//   slow (a stream with 400 ms between words, for clients that stop a stream mid-way).
 // GET /mock/stats → {"calls":…, "streams":…, "failed":…}; POST /mock/reset clears stats and failures.
 import AiraCore
 import AiraLLM
@@ -140,6 +141,7 @@ do {
                                             usage: usage))
         }
         let finishReason = finish
+        let wordDelay = failure == "slow" ? Duration.milliseconds(400) : chunkDelay
         let words = text.split(separator: " ", omittingEmptySubsequences: false).enumerated().map { i, w in i == 0 ? String(w) : " " + w }
         let events = ResponseBody { writer in
             func send(_ chunk: ChatCompletionChunk) async throws {
@@ -148,7 +150,7 @@ do {
             try await send(ChatCompletionChunk(id: id, created: created, model: model,
                                                choices: [.init(delta: .init(role: "assistant", content: ""), finishReason: nil)]))
             for word in words where !word.isEmpty {
-                try await Task.sleep(for: chunkDelay)
+                try await Task.sleep(for: wordDelay)
                 try await send(ChatCompletionChunk(id: id, created: created, model: model,
                                                    choices: [.init(delta: .init(content: word), finishReason: nil)]))
             }

@@ -26,6 +26,8 @@ aira_export_env() {
   export AIRA_RABBITMQ_MANAGEMENT_URL="${AIRA_RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:$AIRA_AMQP_MGMT_PORT}"
   # Uploads and thumbnails, shared by aira-gateway and aira-thumbnail-worker.
   export AIRA_MEDIA_DIR="${AIRA_MEDIA_DIR:-$AIRA_DATA/media}"
+  # The web app the gateway serves (docs/web.md).
+  export AIRA_WEB_DIR="${AIRA_WEB_DIR:-$AIRA_ROOT/Services/AiraGateway/Web}"
 }
 
 # --- installation -----------------------------------------------------------------
@@ -166,6 +168,19 @@ pg_stop() {
 }
 
 servers_start() { rabbit_start; redis_start; pg_start; }
+
+# The browser suite's tools: Debian's Chromium and fonts that render CJK and emoji, and
+# Playwright for Python (driving /usr/bin/chromium: Playwright's own browser download cannot
+# work here) with pytest in the project's venv. Exports AIRA_CHROMIUM.
+browser_tools() {
+  aira_install chromium fonts-noto-color-emoji fonts-wqy-microhei
+  local venv="$AIRA_DATA/venv"
+  if ! "$venv/bin/python" -c "import playwright, pytest, pytest_playwright" 2>/dev/null; then
+    log "installing playwright, pytest and pytest-playwright into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "playwright>=1.40,<2" "pytest>=7,<9" "pytest-playwright>=0.4,<1"
+  fi
+  export AIRA_CHROMIUM=/usr/bin/chromium
+}
 servers_stop() { rabbit_stop; redis_stop; pg_stop; }
 
 # The official `openai` Python package, in a virtualenv under .data/ (the GPT tests use it as
