@@ -63,7 +63,9 @@ class PageGuard:
 def guard(page):
     g = PageGuard(page)
     page.set_default_timeout(15_000)
-    page.on("dialog", lambda dialog: dialog.accept())
+    # confirm() is accepted; prompt() answers with page.prompt_answer (set by the test).
+    page.prompt_answer = ""
+    page.on("dialog", lambda d: d.accept(page.prompt_answer) if d.type == "prompt" else d.accept())
     return g
 
 
@@ -189,3 +191,14 @@ def wait_ready(page):
     """The app restored its session and drew its first page (a locator: the page's CSP forbids
     the eval that wait_for_function needs)."""
     page.locator("body[data-ready='1']").wait_for(state="attached")
+
+
+def shown(page, path):
+    """Waits until the app has drawn the page at #/path (after a click that navigates)."""
+    page.locator(f"main[data-page='{path}']").wait_for(state="attached")
+
+
+def goto(page, path):
+    page.goto(f"/#/{path}")
+    wait_ready(page)
+    shown(page, path.split("?")[0])

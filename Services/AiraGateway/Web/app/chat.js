@@ -137,7 +137,11 @@ export async function chat(params, ctx) {
       if (!finished) throw new Error('the answer was cut off');
       highlight(answer.body);
       answer.node.dataset.done = '1';
-      if (first) history.replaceState(null, '', `#/chat/${encodeURIComponent(conversationId)}`);
+      if (first) {
+        // The address names the conversation now, without drawing the page again.
+        history.replaceState(null, '', `#/chat/${encodeURIComponent(conversationId)}`);
+        document.getElementById('main').dataset.page = `chat/${conversationId}`;
+      }
       await loadList();
       if (first) title.textContent = (await api(`/api/gpt/conversations/${encodeURIComponent(conversationId)}`).catch(() => ({ title: 'New chat' }))).title;
     } catch (e) {

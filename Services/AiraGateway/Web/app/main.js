@@ -52,6 +52,7 @@ export function go(path) { location.hash = '#/' + path.replace(/^\/+/, ''); }
 async function show() {
   for (const fn of leaving) { try { fn(); } catch { /* a page's own cleanup */ } }
   leaving = [];
+  delete main.dataset.page;
   const [path, queryText] = location.hash.replace(/^#\/?/, '').split('?');
   const query = new URLSearchParams(queryText || '');
   const found = match(path);
@@ -68,6 +69,7 @@ async function show() {
   try {
     const node = await found.render(found.params, ctx);
     main.replaceChildren(node);
+    main.dataset.page = path; // drawn: what tests (and screen readers' focus) wait for
     const heading = main.querySelector('h1');
     if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
   } catch (e) {

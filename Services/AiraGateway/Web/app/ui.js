@@ -65,9 +65,22 @@ export function fmtBytes(n) {
   return `${(n / (1 << 20)).toFixed(1)} MB`;
 }
 
-/** Markdown → sanitised HTML in `el`; code blocks highlighted. */
+const escapes = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHTML = (s) => String(s).replace(/[&<>"']/g, (c) => escapes[c]);
+let markedReady = false;
+
+/**
+ * Markdown → HTML in `el`. Raw HTML in the text (a model's answer is untrusted) is shown as
+ * text, never parsed; DOMPurify then cleans what Markdown itself made (e.g. `javascript:`
+ * links). Two layers, and the page's CSP behind them.
+ */
 export function markdown(el, text) {
-  const html = window.marked ? window.marked.parse(text, { mangle: false, headerIds: false }) : text;
+  if (!window.marked) { el.textContent = text; return; }
+  if (!markedReady) {
+    window.marked.use({ renderer: { html: (html) => escapeHTML(typeof html === 'string' ? html : html.text) } });
+    markedReady = true;
+  }
+  const html = window.marked.parse(text, { mangle: false, headerIds: false });
   const clean = window.DOMPurify.sanitize(html, { USE_PROFILES: { html: true } });
   el.innerHTML = clean;
   for (const a of el.querySelectorAll('a[href]')) { a.target = '_blank'; a.rel = 'noopener noreferrer'; }
