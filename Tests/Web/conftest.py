@@ -199,6 +199,11 @@ def shown(page, path):
 
 
 def goto(page, path):
-    page.goto(f"/#/{path}")
+    """Opens #/path and waits for it to be drawn (a reload when the page is there already: a
+    same-address navigation would not draw it again)."""
+    if page.url == f"{BASE}/#/{path}":
+        page.reload()
+    else:
+        page.goto(f"/#/{path}")
     wait_ready(page)
     shown(page, path.split("?")[0])

@@ -15,7 +15,8 @@ export async function insights(_params, ctx) {
     }
     throw e;
   }
-  const likelihood = Math.round(100 * data.returnLikelihood);
+  // No likelihood when the night had too few users to fit a model.
+  const likelihood = Number.isFinite(data.returnLikelihood) ? Math.round(100 * data.returnLikelihood) : null;
   const canvas = h('canvas', { id: 'events-chart', role: 'img', 'aria-label': `Events per day: ${data.events} events on ${data.activeDays} active days` });
   const interests = (data.interests || []).slice(0, 15);
   const maxWeight = Math.max(0.0001, ...interests.map((i) => i.weight));
@@ -24,10 +25,11 @@ export async function insights(_params, ctx) {
   const node = page('Your insights',
     h('p', { class: 'muted' }, `Analysis of ${data.day} (28 days from ${data.windowStart}), computed ${fmtDate(data.computedAt)}.`),
     h('div', { class: 'grid' },
-      h('div', { class: 'card stat' }, h('h2', {}, 'Likely to come back'),
-        h('p', { class: 'big', dataset: { likelihood: String(likelihood) } }, `${likelihood}%`),
-        h('meter', { min: 0, max: 100, value: likelihood, 'aria-label': 'Return likelihood' }),
-        h('p', { class: 'muted' }, data.model ? `Model AUC ${data.model.auc?.toFixed?.(2) ?? '—'} over ${data.model.trainSize} users` : '')),
+      h('div', { class: 'card stat' }, h('h2', {}, 'Likely to come back'), likelihood === null
+        ? h('p', { class: 'muted', dataset: { likelihood: 'none' } }, 'Not enough people were active that night to fit the model; it appears once there are.')
+        : [h('p', { class: 'big', dataset: { likelihood: String(likelihood) } }, `${likelihood}%`),
+          h('meter', { min: 0, max: 100, value: likelihood, 'aria-label': 'Return likelihood' }),
+          h('p', { class: 'muted' }, data.model ? `Model AUC ${Number(data.model.auc).toFixed(2)} over ${data.model.trainSize} users` : '')]),
       h('div', { class: 'card stat' }, h('h2', {}, 'Activity'), h('p', { class: 'big' }, String(data.events)),
         h('p', {}, `events on ${data.activeDays} active day(s)`))),
     h('div', { class: 'card' }, h('h2', {}, 'Events per day'), h('div', { class: 'chart' }, canvas)),

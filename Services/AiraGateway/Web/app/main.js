@@ -32,6 +32,7 @@ const routes = [
 ];
 
 let leaving = [];
+let drawing = 0; // the newest navigation: a slower, older one never draws over it
 const main = document.getElementById('main');
 
 function match(path) {
@@ -50,6 +51,7 @@ function match(path) {
 export function go(path) { location.hash = '#/' + path.replace(/^\/+/, ''); }
 
 async function show() {
+  const mine = ++drawing;
   for (const fn of leaving) { try { fn(); } catch { /* a page's own cleanup */ } }
   leaving = [];
   delete main.dataset.page;
@@ -65,14 +67,19 @@ async function show() {
     return;
   }
   if (found.rules.anonymousOnly && user) { go(query.get('next') || 'chat'); return; }
-  const ctx = { query, go, onLeave: (fn) => leaving.push(fn), rerender: show };
+  const cleanups = [];
+  const ctx = { query, go, onLeave: (fn) => cleanups.push(fn), rerender: show };
   try {
     const node = await found.render(found.params, ctx);
+    if (mine !== drawing) { for (const fn of cleanups) fn(); return; }
+    leaving = cleanups;
     main.replaceChildren(node);
     main.dataset.page = path; // drawn: what tests (and screen readers' focus) wait for
     const heading = main.querySelector('h1');
     if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
   } catch (e) {
+    for (const fn of cleanups) fn();
+    if (mine !== drawing) return;
     main.replaceChildren(h('section', { class: 'page' }, h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, e.message || String(e))));
   }
 }
