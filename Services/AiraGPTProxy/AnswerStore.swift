@@ -165,6 +165,19 @@ struct AnswerStore: Sendable {
         }
     }
 
+    /// Today's count without counting anything (Redis unavailable: this process's count).
+    func quota(user: UUID, limit: Int, now: Date = Date()) async -> QuotaStatus {
+        let (key, reset) = Self.quotaKey(user: user, now: now)
+        let used: Int
+        do {
+            used = Int(try await self.redis.get(key).flatMap { Int($0) } ?? 0)
+        } catch {
+            self.degraded("quota read", error)
+            used = self.localQuota.used(key)
+        }
+        return QuotaStatus(used: min(used, limit), limit: limit, resetAt: reset)
+    }
+
     /// Gives a question back (the upstream failed: the user is not charged).
     func refundQuota(user: UUID, now: Date = Date()) async {
         let (key, _) = Self.quotaKey(user: user, now: now)
@@ -214,6 +227,8 @@ struct AnswerStore: Sendable {
 /// Quotas counted in memory while Redis is unavailable.
 final class LocalQuota: Sendable {
     private let counts = Mutex<[String: Int]>([:])
+
+    func used(_ key: String) -> Int { self.counts.withLock { $0[key] ?? 0 } }
 
     func consume(_ key: String, limit: Int) -> Int? {
         self.counts.withLock { counts in

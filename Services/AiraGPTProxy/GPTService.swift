@@ -26,6 +26,10 @@ struct GPTService: Sendable {
         var routes = RPCRoutes()
         routes.on(AskRequest.self) { try await self.ask($0, context: $1) }
         routes.onBatch(AskRequest.self) { await self.ask(batch: $0, context: $1) }
+        routes.on(QuotaRequest.self) { request, _ in
+            let limit = self.quotas[request.role] ?? self.quotas["USER"] ?? 100
+            return await self.store.quota(user: request.userId, limit: limit)
+        }
         return routes
     }
 

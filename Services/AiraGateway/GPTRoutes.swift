@@ -127,6 +127,15 @@ struct GPTRoutes: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: events)
     }
 
+    /// `GET /api/gpt/quota`: today's question quota `{used, limit, resetAt}` (cached answers are free).
+    func quota(_ request: Request, context: GatewayContext) async throws -> Response {
+        let claims = try context.user()
+        let status = try await self.calls.call(QuotaRequest(userId: try AuthRoutes.userID(claims), role: claims.role),
+                                               to: .init(queue: GPTRPC.queue.name, routingKey: QuotaRequest.routingKey, timeout: .seconds(5)),
+                                               expecting: QuotaStatus.self, context: context)
+        return JSONResponse.make(.ok, status)
+    }
+
     /// `X-Aira-Conversation: id` (Aira's extension of the OpenAI API): the proxy puts the
     /// conversation so far in front of the messages and keeps the question and its answer.
     static func conversation(_ request: Request) throws -> String? {

@@ -414,6 +414,14 @@ enum OpenAPI {
                 "429": {$ref: "#/components/responses/Error"}
                 "503": {$ref: "#/components/responses/Error"}
                 "504": {$ref: "#/components/responses/Error"}
+          /api/gpt/quota:
+            get:
+              summary: "Today's question quota: {used, limit, resetAt} (cached answers do not count)"
+              security: [{bearer: []}]
+              responses:
+                "200": {description: "{used, limit, resetAt}"}
+                "401": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
           /api/gpt/conversations:
             get:
               summary: "The caller's conversations, most recently used first (?limit= 1-200, default 50)"

@@ -162,6 +162,8 @@ do {
 
     api.group("/gpt").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.gpt))
         .post("/qna", use: gpt.qna)
+    api.group("/gpt").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("/quota", use: gpt.quota)
     api.group("/gpt/conversations").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
         .get("", use: conversations.list)
         .get("/:id", use: conversations.get)

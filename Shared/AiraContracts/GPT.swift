@@ -5,7 +5,20 @@ import Foundation
 
 /// The GPT RPC (aira-gateway → aira-gpt-proxy).
 public enum GPTRPC {
-    public static let queue = QueueSpec(name: "gpt.ask", bindings: ["gpt.ask"], kind: .rpc, maxLength: 10_000)
+    public static let queue = QueueSpec(name: "gpt.ask", bindings: ["gpt.ask", "gpt.quota"], kind: .rpc, maxLength: 10_000)
+}
+
+/// Today's question quota of a user, without asking anything (the web app's quota meter).
+public struct QuotaRequest: MessageContract {
+    public static let messageType = "gpt.quota.v1"
+    public static let routingKey = "gpt.quota"
+    public var userId: UUID
+    /// The user's role (the limit is per role).
+    public var role: String
+    public init(userId: UUID, role: String) {
+        self.userId = userId
+        self.role = role
+    }
 }
 
 /// What a caller wants from the answer cache.

@@ -39,7 +39,7 @@ export async function chat(params, ctx) {
 
   const list = h('ul', { class: 'conversations', 'aria-label': 'Conversations' });
   const log = h('div', { class: 'messages', 'aria-live': 'polite', 'aria-label': 'Messages' });
-  const quota = h('div', { class: 'quota', 'aria-live': 'polite' }, h('span', { class: 'muted' }, 'Quota: ask a question to see today\'s use'));
+  const quota = h('div', { class: 'quota', 'aria-live': 'polite' });
   const question = h('textarea', { rows: 3, name: 'question', required: true, placeholder: 'Ask anything… (Enter sends, Shift+Enter for a new line)' });
   const send = h('button', { type: 'submit', class: 'primary' }, 'Send');
   const stop = h('button', { type: 'button', class: 'danger', hidden: true }, 'Stop');
@@ -54,14 +54,13 @@ export async function chat(params, ctx) {
     return { node, body };
   }
 
-  function showQuota(q, cached) {
+  function showQuota(q) {
     if (!q) return;
     const pct = Math.min(100, Math.round((100 * q.used) / Math.max(1, q.limit)));
     quota.replaceChildren(
       h('label', { for: 'quota-meter' }, `Questions today: ${q.used}/${q.limit}`),
       h('meter', { id: 'quota-meter', min: 0, max: q.limit, value: q.used, high: q.limit * 0.8, optimum: 0 }, `${pct}%`),
-      h('span', { class: 'muted' }, ` resets ${fmtDate(q.resetAt)}`),
-      cached === undefined ? null : null);
+      h('span', { class: 'muted' }, ` resets ${fmtDate(q.resetAt)}`));
   }
 
   function quotaExceeded(err) {
@@ -130,7 +129,7 @@ export async function chat(params, ctx) {
         if (event.aira) {
           badge.hidden = !event.aira.cached;
           answer.node.dataset.cached = String(event.aira.cached);
-          showQuota(event.aira.quota, event.aira.cached);
+          showQuota(event.aira.quota);
         }
         if (event.choices?.[0]?.finish_reason) finished = true;
       });
@@ -198,7 +197,7 @@ export async function chat(params, ctx) {
       ctx.go('chat');
     }, { class: 'danger' }));
 
-  await Promise.all([loadList(), open(conversationId)]);
+  await Promise.all([loadList(), open(conversationId), api('/api/gpt/quota').then((q) => showQuota(q)).catch(() => {})]);
   return page('Chat',
     h('div', { class: 'chat' },
       h('aside', { class: 'card' }, h('h2', {}, 'Conversations'), list),
