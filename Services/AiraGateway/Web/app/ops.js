@@ -64,9 +64,9 @@ export async function deadLetters(params, ctx) {
   const groups = table(['Error', 'Messages', 'First failed', 'Last failed', ''], data.groups.map((g, i) => h('tr', { dataset: { group: String(i) } },
     h('td', {}, h('strong', {}, g.errorType || 'unknown'), h('br'), h('span', { class: 'mono' }, g.error || '—')),
     h('td', {}, String(g.count)), h('td', {}, fmtDate(g.firstFailedAt)), h('td', {}, fmtDate(g.lastFailedAt)),
-    h('td', { class: 'row' },
+    h('td', {}, h('div', { class: 'row' },
       action('Replay group', () => replay({ ids: g.ids }, `the ${g.count} message(s) of this group`), { 'aria-label': `Replay the group ${g.errorType || 'unknown'}` }),
-      action('Purge group', () => purge({ ids: g.ids }, `the ${g.count} message(s) of this group`), { class: 'danger', 'aria-label': `Purge the group ${g.errorType || 'unknown'}` })))),
+      action('Purge group', () => purge({ ids: g.ids }, `the ${g.count} message(s) of this group`), { class: 'danger', 'aria-label': `Purge the group ${g.errorType || 'unknown'}` }))))),
   'Grouped by error');
 
   const letters = h('ul', { class: 'letters' }, data.items.map((d) => h('li', { class: 'card', dataset: { id: d.id } },
