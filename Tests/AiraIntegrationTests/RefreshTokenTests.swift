@@ -70,4 +70,27 @@ struct RefreshTokenTests {
         #expect(try await tokens.revoke(family: other) == true)
         #expect(try await tokens.revoke(family: other) == false)
     }
+
+    @Test("sessions: device and times per family, newest use first; ended ones left out; a family ends only for its own user")
+    func sessions() async throws {
+        let user = UUID()
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        let (laptop, laptopFamily) = try await tokens.issue(userID: user, device: .init(ip: "10.0.0.1", userAgent: "Laptop"), now: t0)
+        let (_, phoneFamily) = try await tokens.issue(userID: user, device: .init(ip: "10.0.0.2", userAgent: "Phone"), now: t0.addingTimeInterval(10))
+        guard case .rotated = try await tokens.rotate(laptop, ip: "10.0.0.9", now: t0.addingTimeInterval(60)) else {
+            Issue.record("rotation failed"); return
+        }
+        let sessions = try await tokens.sessions(userID: user)
+        #expect(sessions.map(\.family) == [laptopFamily, phoneFamily])
+        #expect(sessions[0].ip == "10.0.0.9" && sessions[0].userAgent == "Laptop")
+        #expect(sessions[0].createdAt == t0 && sessions[0].lastUsedAt == t0.addingTimeInterval(60))
+
+        #expect(try await tokens.revoke(family: phoneFamily, of: UUID()) == false)
+        #expect(try await tokens.sessions(userID: user).count == 2)
+        #expect(try await tokens.revoke(family: phoneFamily, of: user))
+        #expect(try await tokens.sessions(userID: user).map(\.family) == [laptopFamily])
+        _ = try await redis.del("auth:fam:\(laptopFamily)")  // expired
+        #expect(try await tokens.sessions(userID: user).isEmpty)
+        #expect(try await redis.scard("auth:user-fams:\(user.uuidString.lowercased())") == 1)  // the revoked one stays until it expires
+    }
 }

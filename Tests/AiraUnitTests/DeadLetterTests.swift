@@ -69,4 +69,41 @@ struct DeadLetterTests {
         #expect(p.expiration == nil && p.deliveryMode == 2)
         #expect(DeadLetterQueues.workQueue(for: "audit.dlq") == "audit" && DeadLetterQueues.deadLetterQueue(for: "audit") == "audit.dlq")
     }
+
+    @Test("groups by error type and text: largest first, ids in queue order, first and last failure of each group")
+    func groups() {
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        let letters = [
+            letter(id: "a", type: "audit.event.v1", error: "timeout", errorType: "db", lastFailed: t0),
+            letter(id: "b", type: "audit.event.v1", error: "bad json", errorType: "decoding_failed", lastFailed: t0.addingTimeInterval(5)),
+            letter(id: "c", type: "audit.event.v1", error: "timeout", errorType: "db", lastFailed: t0.addingTimeInterval(10)),
+            letter(id: "d", type: "audit.event.v1", error: "other timeout", errorType: "db", lastFailed: t0.addingTimeInterval(20)),
+            letter(id: "e", type: "audit.event.v1", error: "timeout", errorType: "db", lastFailed: t0.addingTimeInterval(30)),
+        ]
+        let groups = DeadLetterGroup.groups(letters)
+        #expect(groups.map(\.ids) == [["a", "c", "e"], ["b"], ["d"]])
+        #expect(groups[0].count == 3 && groups[0].errorType == "db" && groups[0].error == "timeout")
+        #expect(groups[0].firstFailedAt == t0.addingTimeInterval(-60))
+        #expect(groups[0].lastFailedAt == t0.addingTimeInterval(30))
+        #expect(DeadLetterGroup.groups([]).isEmpty)
+        let view = DeadLetterView(letters[0], includeBody: true, bodyLimit: 1)
+        #expect(view.body == "{" && view.headers?[AiraHeader.errorType] == "db")
+        #expect(DeadLetterView(letters[0], includeBody: false).headers == nil)
+    }
+
+    @Test("queue overview from the management API: counts, retry tiers summed, rates; missing queues as nil")
+    func overview() {
+        typealias Info = ManagementAPI.QueueInfo
+        let infos = [
+            Info(name: "audit.events", messages_ready: 4, messages_unacknowledged: 2, consumers: 3,
+                 message_stats: .init(publish_details: .init(rate: 12.5), deliver_get_details: .init(rate: 11), ack_details: .init(rate: 10))),
+            Info(name: "audit.events.dlq", messages_ready: 7), Info(name: "audit.events.retry.1s", messages_ready: 1, messages_unacknowledged: 1),
+            Info(name: "audit.events.retry.10s", messages_ready: 3), Info(name: "unrelated", messages_ready: 9),
+        ]
+        let rows = QueueOverview.rows(from: infos, only: [])
+        #expect(rows == [QueueOverview(queue: "audit.events", ready: 4, unacked: 2, consumers: 3, retrying: 5, deadLetters: 7,
+                                       publishRate: 12.5, deliverRate: 11, ackRate: 10)])
+        let named = QueueOverview.rows(from: infos, only: ["email.send"])
+        #expect(named == [QueueOverview(queue: "email.send", ready: nil, unacked: nil, consumers: nil, retrying: 0, deadLetters: nil)])
+    }
 }
