@@ -1,3 +1,4 @@
+import AiraCore
 import AiraContracts
 import AiraMessaging
 import Foundation

@@ -109,9 +109,8 @@ struct GPTRoutes: Sendable {
                     case .partial(let piece):
                         try await send(chunk(.init(content: piece.delta)))
                     case .done(let reply):
-                        let info = ChatCompletionChunk.AnswerInfo(
-                            cached: reply.cached, conversationId: reply.conversationId,
-                            quota: .init(used: reply.quota.used, limit: reply.quota.limit, resetAt: reply.quota.resetAt))
+                        let info = ChatCompletionChunk.AnswerInfo(cached: reply.cached, conversationId: reply.conversationId,
+                                                                  quota: reply.quota)
                         try await send(chunk(.init(), finish: reply.finishReason, usage: reply.usage, aira: info))
                     }
                     event = try await rest.next()

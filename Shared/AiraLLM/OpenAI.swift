@@ -200,18 +200,8 @@ public struct ChatCompletionChunk: Codable, Sendable {
     public struct AnswerInfo: Codable, Sendable, Equatable {
         public var cached: Bool
         public var conversationId: String?
-        public var quota: Quota
-        public struct Quota: Codable, Sendable, Equatable {
-            public var used: Int
-            public var limit: Int
-            public var resetAt: Date
-            public init(used: Int, limit: Int, resetAt: Date) {
-                self.used = used
-                self.limit = limit
-                self.resetAt = resetAt
-            }
-        }
-        public init(cached: Bool, conversationId: String?, quota: Quota) {
+        public var quota: QuotaStatus
+        public init(cached: Bool, conversationId: String?, quota: QuotaStatus) {
             self.cached = cached
             self.conversationId = conversationId
             self.quota = quota

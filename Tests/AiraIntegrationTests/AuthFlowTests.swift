@@ -25,9 +25,11 @@ struct AuthFlowTests {
             }
             let sent = try #require(mail)
             #expect(sent.template == "verification")
+            // The link opens the web app's verify page (#/verify?token=…), which calls the API.
             let link = try #require(sent.parameters["verifyUrl"].flatMap(URLComponents.init(string:)))
-            let token = try #require(link.queryItems?.first { $0.name == "token" }?.value)
-            #expect(link.path == "/api/auth/verify")
+            let page = try #require(link.fragment.flatMap { URLComponents(string: $0) })
+            #expect(link.path == "/" && page.path == "/verify")
+            let token = try #require(page.queryItems?.first { $0.name == "token" }?.value)
 
             let session = try await stack.login(email, password)
             var me = try await stack.call("GET", "/api/users/me", token: session.access)

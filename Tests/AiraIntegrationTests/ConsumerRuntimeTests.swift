@@ -1,3 +1,4 @@
+import AiraCore
 import AiraAMQP
 import AiraMessaging
 import Foundation

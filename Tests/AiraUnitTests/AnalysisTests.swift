@@ -1,3 +1,4 @@
+import AiraCore
 import AiraAnalysis
 import AiraMessaging
 import Foundation
