@@ -112,9 +112,10 @@ public struct ConversationStore: Sendable {
                             messages: messages)
     }
 
-    /// Renames a conversation; false if there is none.
+    /// Renames a conversation (whitespace collapsed, at most 200 characters); false if there is none.
     public func rename(user: UUID, conversation: String, title: String) async throws -> Bool {
-        let reply = try await self.redis.eval(Self.renameScript, keys: [Self.metaKey(user, conversation)], args: [Self.title(from: title)])
+        let reply = try await self.redis.eval(Self.renameScript, keys: [Self.metaKey(user, conversation)],
+                                              args: [Self.title(from: title, limit: 200)])
         return reply.int == 1
     }
 
@@ -133,12 +134,13 @@ public struct ConversationStore: Sendable {
     static func metaKey(_ user: UUID, _ conversation: String) -> String { "gpt:conv-meta:\(user.lowercasedString):\(conversation)" }
     static func indexKey(_ user: UUID) -> String { "gpt:convs:\(user.lowercasedString)" }
 
-    /// A title: the text's first line, whitespace collapsed, at most 80 characters.
-    public static func title(from text: String) -> String {
+    /// A title: the text with its whitespace collapsed, at most `limit` characters (a new
+    /// conversation is named by its first question's first 80).
+    public static func title(from text: String, limit: Int = 80) -> String {
         let words = text.split(whereSeparator: { $0.isWhitespace || $0.isNewline })
         let joined = words.joined(separator: " ")
         guard !joined.isEmpty else { return "New chat" }
-        return joined.count <= 80 ? joined : String(joined.prefix(79)) + "…"
+        return joined.count <= limit ? joined : String(joined.prefix(limit - 1)) + "…"
     }
 
     static func summary(id: String, _ fields: [String?], count: Int) -> Summary? {

@@ -38,6 +38,9 @@ struct ConversationStoreTests {
 
         #expect(try await store.rename(user: user, conversation: "a", title: "Rabbits"))
         #expect(try await store.get(user: user, conversation: "a")?.title == "Rabbits")
+        let long = String(repeating: "burrow ", count: 40)
+        #expect(try await store.rename(user: user, conversation: "a", title: long))
+        #expect(try await store.get(user: user, conversation: "a")?.title == String(long.trimmingCharacters(in: .whitespaces).prefix(199)) + "…")
         #expect(try await store.rename(user: user, conversation: "nope", title: "x") == false)
         #expect(try await redis.exists("gpt:conv-meta:\(user.lowercasedString):nope") == false)
 
