@@ -156,8 +156,12 @@ struct AuthService: Sendable {
 
     func logout(_ request: LogoutRequest, context: MessageContext) async throws -> SessionsEnded {
         let active = try await self.refreshTokens.revoke(family: request.sessionId, of: request.userId)
-        await self.audit(AuditEvent(type: "logout", userId: request.userId, ip: request.client.ip,
-                                    attributes: ["session": request.sessionId]), context)
+        // Only a session that ended: naming another user's session, or one already over, ends
+        // nothing and records nothing.
+        if active {
+            await self.audit(AuditEvent(type: "logout", userId: request.userId, ip: request.client.ip,
+                                        attributes: ["session": request.sessionId]), context)
+        }
         return SessionsEnded(sessionsEnded: active ? 1 : 0)
     }
 

@@ -51,6 +51,29 @@ def world(tmp_path_factory):
     while call("GET", f"/api/videos/{video}")[1]["status"] == "processing" and time.time() < deadline:
         time.sleep(0.3)
 
+    # Four weeks of history for the insights page: the demo user and 60 others, some of whom
+    # came back today and some not, so the nightly model has both outcomes to learn from.
+    user_id = call("GET", "/api/users/me", token=token)[1]["id"].lower()
+    history = f"""
+        SELECT setseed(0.42);
+        INSERT INTO audit_log (message_id, type, user_id, occurred_at, attributes)
+        SELECT 'demo-' || u || '-' || d, CASE WHEN d % 3 = 0 THEN 'gpt.asked' ELSE 'login' END,
+               md5('demo-user-' || u)::uuid, now() - make_interval(days => d, hours => u % 5),
+               CASE WHEN d % 3 = 0 THEN jsonb_build_object('question', 'queues and consumers ' || u) ELSE '{{}}' END
+        FROM generate_series(1, 60) u, generate_series(1, 27) d
+        WHERE random() < CASE WHEN u % 2 = 0 THEN 0.6 ELSE 0.15 END
+        ON CONFLICT DO NOTHING;
+        INSERT INTO audit_log (message_id, type, user_id, occurred_at)
+        SELECT 'demo-today-' || u, 'login', md5('demo-user-' || u)::uuid, now() - interval '5 minutes'
+        FROM generate_series(1, 60) u WHERE u % 2 = 0 OR u % 7 = 0 ON CONFLICT DO NOTHING;
+        INSERT INTO audit_log (message_id, type, user_id, occurred_at, attributes)
+        SELECT 'demo-ada-' || d, 'gpt.asked', '{user_id}', now() - make_interval(days => d),
+               jsonb_build_object('question', (ARRAY['rabbitmq quorum queues', 'postgres vacuum', 'swift concurrency', 'redis streams'])[1 + d % 4])
+        FROM generate_series(1, 27) d WHERE d % 2 = 1 OR d < 6 ON CONFLICT DO NOTHING;
+        """
+    subprocess.run(["psql", os.environ["AIRA_DATABASE_URL"], "-q", "-v", "ON_ERROR_STOP=1", "-c", history],
+                   check=True, capture_output=True, timeout=60)
+
     admin_token = api_login(admin)["accessToken"]
     time.sleep(1.5)  # audit events reach the log in batches
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
