@@ -171,13 +171,14 @@ servers_start() { rabbit_start; redis_start; pg_start; }
 
 # The browser suite's tools: Debian's Chromium and fonts that render CJK and emoji, and
 # Playwright for Python (driving /usr/bin/chromium: Playwright's own browser download cannot
-# work here) with pytest in the project's venv. Exports AIRA_CHROMIUM.
+# work here) with pytest, and pika (the suite puts dead letters in the broker), in the
+# project's venv. Exports AIRA_CHROMIUM.
 browser_tools() {
   aira_install chromium fonts-noto-color-emoji fonts-wqy-microhei
   local venv="$AIRA_DATA/venv"
-  if ! "$venv/bin/python" -c "import playwright, pytest, pytest_playwright" 2>/dev/null; then
-    log "installing playwright, pytest and pytest-playwright into $venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "playwright>=1.40,<2" "pytest>=7,<9" "pytest-playwright>=0.4,<1"
+  if ! "$venv/bin/python" -c "import playwright, pytest, pytest_playwright, pika" 2>/dev/null; then
+    log "installing playwright, pytest, pytest-playwright and pika into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "playwright>=1.40,<2" "pytest>=7,<9" "pytest-playwright>=0.4,<1" "pika>=1.3,<2"
   fi
   export AIRA_CHROMIUM=/usr/bin/chromium
 }
