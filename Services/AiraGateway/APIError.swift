@@ -162,3 +162,18 @@ extension StringProtocol {
         return String(self[first...last])
     }
 }
+
+/// Runs a call to a server behind the gateway (Redis, the broker, PostgreSQL, RabbitMQ's
+/// management API): an ``APIError`` passes as it is; any other failure is the server's, not the
+/// client's — logged with its cause, and answered 503 with `message` and `Retry-After`.
+func backend<T>(_ message: String, retryAfter: Int = 2, _ context: GatewayContext,
+                _ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as APIError {
+        throw error
+    } catch {
+        context.logger.warning("backend unavailable", metadata: ["error": "\(error)", "answer": "\(message)"])
+        throw APIError.unavailable(message, retryAfter: retryAfter)
+    }
+}

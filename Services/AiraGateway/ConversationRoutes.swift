@@ -20,7 +20,7 @@ struct ConversationRoutes: Sendable {
             guard let n = Int(raw), (1...200).contains(n) else { throw APIError.badRequest("invalid_request", "'limit' must be 1–200") }
             limit = n
         }
-        let items = try await self.redis(context) { try await self.store.list(user: user, limit: limit) }
+        let items = try await self.redis(context, { try await self.store.list(user: user, limit: limit) })
         return JSONResponse.make(.ok, PageBody(items: items, nextCursor: nil))
     }
 
@@ -63,13 +63,6 @@ struct ConversationRoutes: Sendable {
 
     /// Conversations live in Redis: while it is unreachable they are a 503, not a 500.
     private func redis<T>(_ context: GatewayContext, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as APIError {
-            throw error
-        } catch {
-            context.logger.warning("conversation store unavailable", metadata: ["error": "\(error)"])
-            throw APIError.unavailable("conversations are not reachable right now, try again", retryAfter: 2)
-        }
+        try await backend("conversations are not reachable right now, try again", context, body)
     }
 }

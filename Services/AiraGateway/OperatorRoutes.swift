@@ -48,12 +48,8 @@ struct OperatorRoutes: Sendable {
         guard let management = self.management else {
             throw APIError.unavailable("queue statistics need RabbitMQ's management API: set AIRA_RABBITMQ_MANAGEMENT_URL", retryAfter: 30)
         }
-        let infos: [ManagementAPI.QueueInfo]
-        do {
-            infos = try await management.queues(vhost: self.vhost)
-        } catch {
-            context.logger.warning("management API unavailable", metadata: ["error": "\(error)"])
-            throw APIError.unavailable("RabbitMQ's management API is not reachable, try again", retryAfter: 5)
+        let infos = try await backend("RabbitMQ's management API is not reachable, try again", retryAfter: 5, context) {
+            try await management.queues(vhost: self.vhost)
         }
         struct Body: Encodable { var at: Date; var items: [QueueOverview] }
         return JSONResponse.make(.ok, Body(at: Date(), items: QueueOverview.rows(from: infos, only: names)))
@@ -225,24 +221,12 @@ struct OperatorRoutes: Sendable {
 
     static func number(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }
 
-    /// A broker that cannot be reached is a 503, never a 500.
+    /// A broker or database that cannot be reached is a 503, never a 500.
     private func broker<T>(_ context: GatewayContext, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as APIError {
-            throw error
-        } catch {
-            context.logger.warning("dead-letter operation failed", metadata: ["error": "\(error)"])
-            throw APIError.unavailable("the broker is not reachable or refused the operation, try again", retryAfter: 2)
-        }
+        try await backend("the broker is not reachable or refused the operation, try again", context, body)
     }
 
     private func database<T>(_ context: GatewayContext, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            context.logger.warning("analysis runs unavailable", metadata: ["error": "\(error)"])
-            throw APIError.unavailable("the database is not reachable, try again", retryAfter: 2)
-        }
+        try await backend("the database is not reachable, try again", context, body)
     }
 }

@@ -168,6 +168,19 @@ struct WebAPITests {
         }
     }
 
+    @Test("conversations while the gateway cannot reach Redis: 503 with Retry-After, never a 500")
+    func conversationsWithoutRedis() async throws {
+        try await ServiceStack.with(gatewayEnvironment: ["AIRA_REDIS_URL": "redis://127.0.0.1:\(try closedPort())"]) { stack in
+            let (email, password) = try await stack.signup("conv-down")
+            let session = try await stack.login(email, password)
+            for (method, path) in [("GET", "/api/gpt/conversations"), ("GET", "/api/gpt/conversations/c1"), ("DELETE", "/api/gpt/conversations/c1")] {
+                let reply = try await stack.call(method, path, token: session.access)
+                #expect(reply.status == 503 && reply.errorCode == "service_unavailable", "\(method) \(path): \(reply)")
+                #expect(reply.headers.first(name: "Retry-After") == "2")
+            }
+        }
+    }
+
     @Test("operator endpoints: admins only, topology queues only, replay and purge refuse unclear or unconfirmed requests")
     func operatorRules() async throws {
         try await ServiceStack.with { stack in
