@@ -1,6 +1,8 @@
 import AiraContracts
+import AiraCore
 import AiraMessaging
 import AiraPostgres
+import AiraRedis
 import Foundation
 import Hummingbird
 import Logging
@@ -12,16 +14,76 @@ struct ContentContext: Sendable {
     let database: PostgresClient
     let publisher: MessagePublisher
     let trail: AuditTrail
+    /// Where reads go: the replica when there is one and it keeps up, else the primary.
+    let reads: PostgresReadRouter
+    /// Read-your-writes markers (shared by every gateway instance).
+    let redis: RedisClient
+    /// After a user's write, how long that user's reads go to the primary
+    /// (`AIRA_READ_YOUR_WRITES_WINDOW`; longer than the replica's tolerated lag).
+    let freshWindow: Duration
     private static let auditFailures = Counter(label: "aira_gateway_audit_publish_failures_total")
+    private static let markerFailures = Counter(label: "aira_gateway_read_your_writes_failures_total")
 
-    /// Runs a statement; a database that cannot be reached is a 503, never a 500.
+    init(database: PostgresClient, publisher: MessagePublisher, trail: AuditTrail, reads: PostgresReadRouter? = nil,
+         redis: RedisClient, freshWindow: Duration = .seconds(10)) {
+        self.database = database
+        self.publisher = publisher
+        self.trail = trail
+        self.reads = reads ?? PostgresReadRouter(primary: database, replica: nil)
+        self.redis = redis
+        self.freshWindow = freshWindow
+    }
+
+    /// Runs a statement on the primary; a database that cannot be reached is a 503, never a 500.
     @discardableResult
     func query(_ query: PostgresQuery, _ context: GatewayContext) async throws -> PostgresResult {
+        try await Self.mapUnavailable(context) { try await self.database.query(query) }
+    }
+
+    /// Runs a read-only statement where reads go (``PostgresReadRouter``): the replica unless
+    /// `primaryOnly` (the caller's own recent write must be visible) or the replica is behind or
+    /// down. Counted by target in `aira_gateway_database_reads_total`.
+    func read(_ query: PostgresQuery, _ context: GatewayContext, primaryOnly: Bool = false) async throws -> (PostgresResult, ReadTarget) {
+        let (result, target) = try await Self.mapUnavailable(context) { try await self.reads.read(query, primaryOnly: primaryOnly) }
+        Counter(label: "aira_gateway_database_reads_total", dimensions: [("target", target.rawValue)]).increment()
+        return (result, target)
+    }
+
+    private static func mapUnavailable<T>(_ context: GatewayContext, _ body: () async throws -> T) async throws -> T {
         do {
-            return try await self.database.query(query)
+            return try await body()
         } catch let error as PostgresError where error.sqlState == nil || error.isRetriable {
             context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
             throw APIError.unavailable("the content database is not reachable, try again", retryAfter: 2)
+        } catch let error as ConnectionPoolError {
+            context.logger.warning("database busy", metadata: ["error": "\(error)"])
+            throw APIError.unavailable("the content database is busy, try again", retryAfter: 1)
+        }
+    }
+
+    static func freshKey(_ user: UUID) -> String { "aira:fresh:\(user.lowercasedString)" }
+
+    /// Whether `user` wrote within the read-your-writes window (their reads then go to the
+    /// primary). Without a replica there is nothing to ask. Redis failing counts as no.
+    func wroteRecently(_ user: UUID?, _ context: GatewayContext) async -> Bool {
+        guard let user, self.reads.replica != nil else { return false }
+        do {
+            return try await self.redis.exists(Self.freshKey(user))
+        } catch {
+            Self.markerFailures.increment()
+            context.logger.warning("read-your-writes marker unreadable", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Marks `user` as having just written: their reads go to the primary for ``freshWindow``.
+    func wrote(_ user: UUID, _ context: GatewayContext) async {
+        guard self.reads.replica != nil else { return }
+        do {
+            _ = try await self.redis.set(Self.freshKey(user), "1", expire: self.freshWindow)
+        } catch {
+            Self.markerFailures.increment()
+            context.logger.warning("read-your-writes marker not set", metadata: ["error": "\(error)"])
         }
     }
 

@@ -123,6 +123,74 @@ enum OpenAPI {
               required: [sessionsEnded]
               properties:
                 sessionsEnded: {type: integer}
+            Post:
+              type: object
+              required: [id, authorId, title, body, tags, likes, createdAt, updatedAt]
+              properties:
+                id: {type: string, format: uuid}
+                authorId: {type: string, format: uuid}
+                title: {type: string, maxLength: 200}
+                body: {type: string, maxLength: 20000}
+                tags: {type: array, items: {type: string}, maxItems: 8}
+                likes: {type: integer}
+                liked: {type: boolean, description: "whether the caller likes it; absent for anonymous readers"}
+                createdAt: {type: string, format: date-time}
+                updatedAt: {type: string, format: date-time}
+            PostBody:
+              type: object
+              description: "title 1–200 characters, body 1–20000 (no control characters but newline and tab), at most 8 tags of 1–32 letters, digits, - or _"
+              properties:
+                title: {type: string, maxLength: 200}
+                body: {type: string, maxLength: 20000}
+                tags: {type: array, items: {type: string, maxLength: 32}, maxItems: 8}
+            PostSummary:
+              type: object
+              required: [id, authorId, title, excerpt, tags, likes, createdAt]
+              properties:
+                id: {type: string, format: uuid}
+                authorId: {type: string, format: uuid}
+                title: {type: string}
+                excerpt: {type: string, description: "the body's first 240 characters"}
+                tags: {type: array, items: {type: string}}
+                likes: {type: integer}
+                createdAt: {type: string, format: date-time}
+            PostPage:
+              type: object
+              required: [items]
+              properties:
+                items: {type: array, items: {$ref: "#/components/schemas/PostSummary"}}
+                nextCursor: {type: string, description: "pass as ?cursor= for the next page; absent on the last page"}
+                page: {type: integer, description: "with ?page=: this page"}
+                pages: {type: integer, description: "with ?page=: how many pages there are"}
+                total: {type: integer, description: "with ?page=: how many posts match (counted at most a minute ago)"}
+            SearchHit:
+              type: object
+              required: [id, authorId, title, snippet, tags, likes, createdAt, score]
+              properties:
+                id: {type: string, format: uuid}
+                authorId: {type: string, format: uuid}
+                title: {type: string}
+                snippet:
+                  type: array
+                  description: "a passage of the body as plain-text runs; match marks the words that matched"
+                  items: {type: object, required: [text, match], properties: {text: {type: string}, match: {type: boolean}}}
+                tags: {type: array, items: {type: string}}
+                likes: {type: integer}
+                createdAt: {type: string, format: date-time}
+                score: {type: number, description: "relevance (ts_rank_cd), or title similarity when matched is similar"}
+            SearchPage:
+              type: object
+              required: [items, matched]
+              properties:
+                items: {type: array, items: {$ref: "#/components/schemas/SearchHit"}}
+                nextCursor: {type: string}
+                matched: {type: string, enum: [words, similar], description: "similar: no word matched, these titles resemble the keyword"}
+            Likes:
+              type: object
+              required: [likes, liked]
+              properties:
+                likes: {type: integer}
+                liked: {type: boolean}
             Playlist:
               type: object
               required: [id, ownerId, title, description, public, videoCount, createdAt, updatedAt]
@@ -497,6 +565,69 @@ enum OpenAPI {
                 "429": {$ref: "#/components/responses/Error"}
                 "503": {$ref: "#/components/responses/Error"}
                 "504": {$ref: "#/components/responses/Error"}
+          /api/posts:
+            get:
+              summary: "Posts: ?sort=newest|liked, ?author=me|<user id>, ?tag=, ?limit=1–100, and ?cursor= (keyset) or ?page=N (page numbers with total and pages). Headers X-Aira-Cache (hit, miss, bypass) and X-Aira-Read (cache, replica, primary)"
+              responses:
+                "200": {description: A page of posts, content: {application/json: {schema: {$ref: "#/components/schemas/PostPage"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+            post:
+              summary: Write a post
+              security: [{bearer: []}]
+              requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/PostBody"}}}}
+              responses:
+                "201": {description: Created, content: {application/json: {schema: {$ref: "#/components/schemas/Post"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+          /api/posts/{id}:
+            get:
+              summary: One post, whole (liked tells whether the caller likes it)
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: OK, content: {application/json: {schema: {$ref: "#/components/schemas/Post"}}}}
+                "404": {$ref: "#/components/responses/Error"}
+            patch:
+              summary: Change title, body or tags (author only)
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/PostBody"}}}}
+              responses:
+                "200": {description: OK, content: {application/json: {schema: {$ref: "#/components/schemas/Post"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+            delete:
+              summary: Delete (author or admin)
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "204": {description: Deleted}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/posts/{id}/like:
+            put:
+              summary: Like (idempotent)
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: OK, content: {application/json: {schema: {$ref: "#/components/schemas/Likes"}}}}
+                "404": {$ref: "#/components/responses/Error"}
+            delete:
+              summary: Unlike (idempotent)
+              security: [{bearer: []}]
+              parameters: [{name: id, in: path, required: true, schema: {type: string, format: uuid}}]
+              responses:
+                "200": {description: OK, content: {application/json: {schema: {$ref: "#/components/schemas/Likes"}}}}
+                "404": {$ref: "#/components/responses/Error"}
+          /api/search:
+            get:
+              summary: "Full-text search over posts' titles and bodies: ?keyword= (every word must match, words of 2+ characters also as prefixes), ?sort=relevance|newest, ?author=, ?tag=, ?limit=, ?cursor=. When no word matches, titles similar to the keyword (matched: similar)"
+              responses:
+                "200": {description: A page of hits, content: {application/json: {schema: {$ref: "#/components/schemas/SearchPage"}}}}
+                "400": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
           /api/playlists:
             get:
               summary: "Playlists, newest first: ?owner=me|<user id> (the owner sees private ones too), else every public playlist; ?limit=1–100, ?cursor="

@@ -73,15 +73,20 @@ struct PlaylistRoutes: Sendable {
             """, context).first
         guard let row else { throw APIError.unavailable("the playlist was not stored, try again") }
         let view = try Self.view(row)
+        await self.content.wrote(user.id, context)
         await self.content.audit("playlist_created", user: user.id, context, ["playlistId": view.id, "public": String(view.public)])
         var response = JSONResponse.make(.created, view)
         response.headers[.location] = "/api/playlists/\(view.id)"
         return response
     }
 
-    /// A playlist the caller may see, or 404.
-    private func visible(_ id: UUID, _ context: GatewayContext) async throws -> PlaylistView {
-        guard let row = try await self.content.query("SELECT \(unsafeRaw: Self.columns) FROM playlists p WHERE p.id = \(id)", context).first else {
+    /// A playlist the caller may see, or 404. `forWrite` reads the primary; otherwise the read may
+    /// go to the replica (unless the caller wrote just now).
+    private func visible(_ id: UUID, _ context: GatewayContext, forWrite: Bool = false) async throws -> PlaylistView {
+        let query: PostgresQuery = "SELECT \(unsafeRaw: Self.columns) FROM playlists p WHERE p.id = \(id)"
+        let rows = forWrite ? try await self.content.query(query, context).rows
+            : try await self.content.read(query, context, primaryOnly: await self.content.wroteRecently(context.callerID, context)).0.rows
+        guard let row = rows.first else {
             throw APIError.notFound("playlist")
         }
         let view = try Self.view(row)
@@ -121,7 +126,8 @@ struct PlaylistRoutes: Sendable {
             sql += " AND (p.created_at, p.id) < ('epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond', $\(binds.count))"
         }
         sql += " ORDER BY p.created_at DESC, p.id DESC LIMIT \(page.limit + 1)"
-        let rows = try await self.content.query(PostgresQuery(unsafeSQL: sql, binds: binds), context).rows
+        let fresh = await self.content.wroteRecently(caller, context)
+        let rows = try await self.content.read(PostgresQuery(unsafeSQL: sql, binds: binds), context, primaryOnly: fresh).0.rows
         let (pageRows, next) = page.slice(rows) { [(try? $0.decode("created_us", as: String.self)) ?? "", (try? $0.decode("id", as: String.self)) ?? ""] }
         return JSONResponse.make(.ok, PageBody(items: try pageRows.map(Self.view), nextCursor: next))
     }
@@ -130,7 +136,7 @@ struct PlaylistRoutes: Sendable {
     /// it but it is not theirs.
     private func owned(_ id: UUID, _ context: GatewayContext, allowAdmin: Bool) async throws -> (PlaylistView, UUID) {
         let user = try self.content.activeUser(context)
-        let view = try await self.visible(id, context)
+        let view = try await self.visible(id, context, forWrite: true)
         guard view.ownerId == user.id.lowercasedString || (allowAdmin && user.admin) else {
             throw APIError.forbidden("only the owner can change this playlist")
         }
@@ -151,6 +157,7 @@ struct PlaylistRoutes: Sendable {
             SELECT \(unsafeRaw: Self.columns) FROM p
             """, context).first else { throw APIError.notFound("playlist") }
         let view = try Self.view(row)
+        await self.content.wrote(user, context)
         await self.content.audit("playlist_updated", user: user, context, ["playlistId": view.id, "public": String(view.public)])
         return JSONResponse.make(.ok, view)
     }
@@ -159,6 +166,7 @@ struct PlaylistRoutes: Sendable {
         let id = try ContentContext.pathID(context, what: "playlist")
         let (view, user) = try await self.owned(id, context, allowAdmin: true)
         try await self.content.query("DELETE FROM playlists WHERE id = \(id)", context)
+        await self.content.wrote(user, context)
         await self.content.audit("playlist_deleted", user: user, context, ["playlistId": view.id, "ownerId": view.ownerId])
         return Response(status: .noContent)
     }
@@ -181,7 +189,8 @@ struct PlaylistRoutes: Sendable {
             sql += " AND (pv.position, pv.video_id) > ($2, $3)"
         }
         sql += " ORDER BY pv.position, pv.video_id LIMIT \(page.limit + 1)"
-        let rows = try await self.content.query(PostgresQuery(unsafeSQL: sql, binds: binds), context).rows
+        let fresh = await self.content.wroteRecently(context.callerID, context)
+        let rows = try await self.content.read(PostgresQuery(unsafeSQL: sql, binds: binds), context, primaryOnly: fresh).0.rows
         let (pageRows, next) = page.slice(rows) { [(try? $0.decode("position", as: String.self)) ?? "", (try? $0.decode("id", as: String.self)) ?? ""] }
         let items = try pageRows.map { row in
             EntryView(position: try row.decode("position"), addedAt: try row.decode("added_at"), video: try VideoRoutes.view(row))
@@ -207,6 +216,7 @@ struct PlaylistRoutes: Sendable {
             return Response(status: .noContent)
         }
         try await self.content.query("UPDATE playlists SET updated_at = now() WHERE id = \(id)", context)
+        await self.content.wrote(user, context)
         await self.content.audit("playlist_video_added", user: user, context,
                                  ["playlistId": id.lowercasedString, "videoId": video.lowercasedString])
         return Response(status: .noContent)
@@ -218,6 +228,7 @@ struct PlaylistRoutes: Sendable {
         let (_, user) = try await self.owned(id, context, allowAdmin: false)
         let result = try await self.content.query("DELETE FROM playlist_videos WHERE playlist_id = \(id) AND video_id = \(video)", context)
         guard result.affectedRows > 0 else { throw APIError.notFound("video in this playlist") }
+        await self.content.wrote(user, context)
         await self.content.audit("playlist_video_removed", user: user, context,
                                  ["playlistId": id.lowercasedString, "videoId": video.lowercasedString])
         return Response(status: .noContent)

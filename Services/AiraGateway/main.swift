@@ -66,7 +66,28 @@ do {
     try await AuditEvent.queue.declare(on: publisher.channel)
     try await ThumbnailJob.queue.declare(on: publisher.channel)
     let trail = AuditTrail(publisher: publisher, options: try AuditTrail.Options.from(env), logger: logger)
-    let content = ContentContext(database: database, publisher: publisher, trail: trail)
+    // Reads may go to a streaming replica (docs/search.md); unset, everything reads the primary.
+    let readReplica = env.optionalString("AIRA_DATABASE_READ_URL").map { url in
+        var c = settings.postgresConfiguration()
+        c.url = url
+        c.applicationName = "aira-gateway-read"
+        return PostgresClient(configuration: c)
+    }
+    let reads = PostgresReadRouter(primary: database, replica: readReplica,
+                                   maxLag: try env.duration("AIRA_READ_REPLICA_MAX_LAG", default: .seconds(2)))
+    let freshWindow = try env.duration("AIRA_READ_YOUR_WRITES_WINDOW", default: .seconds(10))
+    guard freshWindow > reads.maxLag else {
+        throw ConfigurationError(key: "AIRA_READ_YOUR_WRITES_WINDOW", value: "\(freshWindow)",
+                                 expected: "longer than AIRA_READ_REPLICA_MAX_LAG (\(reads.maxLag))")
+    }
+    let content = ContentContext(database: database, publisher: publisher, trail: trail, reads: reads, redis: redis,
+                                 freshWindow: freshWindow)
+    let posts = PostRoutes(content: content,
+                           cache: PostsCache(redis: redis, ttl: try env.duration("AIRA_POSTS_CACHE_TTL", default: .seconds(30)),
+                                             reads: reads, freshWindow: freshWindow, logger: logger),
+                           bodyLimit: bodyLimit)
+    let replicaWatch = ReplicaWatch(router: reads, interval: try env.duration("AIRA_READ_REPLICA_CHECK_INTERVAL", default: .milliseconds(500)),
+                                    logger: logger)
     let playlists = PlaylistRoutes(content: content, bodyLimit: bodyLimit)
     let videos = VideoRoutes(content: content, mediaRoot: env.string("AIRA_MEDIA_DIR", default: ".data/media"),
                              maxUploadBytes: try env.int("AIRA_MAX_UPLOAD_BYTES", default: 100 << 20, range: 1024...(16 << 30)))
@@ -158,6 +179,18 @@ do {
         .add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.admin))
         .get("/audit", use: audit.list)
 
+    api.group("/posts").add(middleware: anyone).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("", use: posts.list)
+        .get("/:id", use: posts.get)
+    api.group("/posts").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.write))
+        .post("", use: posts.create)
+        .patch("/:id", use: posts.update)
+        .delete("/:id", use: posts.delete)
+        .put("/:id/like", use: posts.like(true))
+        .delete("/:id/like", use: posts.like(false))
+    api.group("/search").add(middleware: anyone).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
+        .get("", use: posts.search)
+
     api.group("/gpt").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.gpt))
         .post("/qna", use: gpt.qna)
     api.group("/gpt").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
@@ -185,9 +218,10 @@ do {
                               logger.info("gateway listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
                           },
                           logger: logger)
-    try await ServiceHost.run(logger: logger, connection: connection, publishers: [trail], http: app, services: [presence],
+    try await ServiceHost.run(logger: logger, connection: connection, publishers: [trail], http: app, services: [presence, replicaWatch],
                               shutdown: shutdown)
     await redis.shutdown()
+    await reads.shutdown()
     await database.shutdown()
 } catch {
     exitOnStartupFailure("aira-gateway", error)

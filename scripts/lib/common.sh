@@ -9,6 +9,7 @@ AIRA_AMQP_DIST_PORT="${AIRA_AMQP_DIST_PORT:-25672}"
 AIRA_AMQP_MGMT_PORT="${AIRA_AMQP_MGMT_PORT:-15672}"
 AIRA_REDIS_PORT="${AIRA_REDIS_PORT:-6379}"
 AIRA_PG_PORT="${AIRA_PG_PORT:-5432}"
+AIRA_PG_REPLICA_PORT="${AIRA_PG_REPLICA_PORT:-5433}"
 AIRA_PG_BIN="${AIRA_PG_BIN:-/usr/lib/postgresql/15/bin}"
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 
@@ -22,6 +23,10 @@ aira_export_env() {
   export AIRA_AMQP_URL="${AIRA_AMQP_URL:-amqp://guest:guest@127.0.0.1:$AIRA_AMQP_PORT/}"
   export AIRA_REDIS_URL="${AIRA_REDIS_URL:-redis://127.0.0.1:$AIRA_REDIS_PORT}"
   export AIRA_DATABASE_URL="${AIRA_DATABASE_URL:-postgres://aira:aira@127.0.0.1:$AIRA_PG_PORT/aira}"
+  # Reads go to the streaming replica when one runs (AIRA_READ_REPLICA=1; docs/search.md).
+  if [ "${AIRA_READ_REPLICA:-0}" = 1 ]; then
+    export AIRA_DATABASE_READ_URL="${AIRA_DATABASE_READ_URL:-postgres://aira:aira@127.0.0.1:$AIRA_PG_REPLICA_PORT/aira}"
+  fi
   export AIRA_RABBITMQCTL="$AIRA_ROOT/scripts/rabbitmqctl"
   export AIRA_RABBITMQ_MANAGEMENT_URL="${AIRA_RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:$AIRA_AMQP_MGMT_PORT}"
   # Uploads and thumbnails, shared by aira-gateway and aira-thumbnail-worker.
@@ -150,16 +155,65 @@ pg_start() {
   fi
   mkdir -p "$d/run"; chown postgres:postgres "$d/run"
   log "starting postgresql on 127.0.0.1:$AIRA_PG_PORT"
-  pg_as "$AIRA_PG_BIN/pg_ctl -D '$d/data' -l '$d/postgres.log' -w -t 60 start -o \"-c listen_addresses=127.0.0.1 -p $AIRA_PG_PORT -c unix_socket_directories=$d/run -c max_connections=300 -c fsync=${AIRA_PG_FSYNC:-on} $(pg_tuning)\"" >/dev/null
+  pg_as "$AIRA_PG_BIN/pg_ctl -D '$d/data' -l '$d/postgres.log' -w -t 60 start -o \"-c listen_addresses=127.0.0.1 -p $AIRA_PG_PORT -c unix_socket_directories=$d/run $(pg_settings)\"" >/dev/null
   pg_as "psql -q -h '$d/run' -p $AIRA_PG_PORT -U postgres -d postgres -v ON_ERROR_STOP=1" <<'SQL'
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'aira') THEN
     CREATE ROLE aira LOGIN PASSWORD 'aira' CREATEDB;
   END IF;
+  -- The streaming replica's login (scripts/servers replica-start).
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'aira_replicator') THEN
+    CREATE ROLE aira_replicator LOGIN REPLICATION PASSWORD 'aira_replicator';
+  END IF;
 END $$;
+-- aira-admin db slow reads every statement's figures; the tests pause and resume the
+-- replica's replay (the grants replicate to it).
+GRANT pg_read_all_stats TO aira;
+GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() TO aira;
 SELECT 'CREATE DATABASE aira OWNER aira' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'aira')\gexec
+\c aira
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 SQL
   log "postgresql ready"
+}
+
+# Settings both the primary and the replica start with: pg_stat_statements loaded (aira-admin db
+# slow), room for the load tests' connections, replication on.
+pg_settings() {
+  echo "-c max_connections=300 -c fsync=${AIRA_PG_FSYNC:-on} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top -c wal_level=replica -c max_wal_senders=5 -c hot_standby=on -c hot_standby_feedback=on -c wal_keep_size=1GB $(pg_tuning)"
+}
+
+# --- PostgreSQL streaming replica (AIRA_READ_REPLICA=1) -------------------------------------
+# A real standby of the local primary: pg_basebackup, then streaming replication, read-only on
+# AIRA_PG_REPLICA_PORT. Re-cloned when its data belongs to another primary (a re-initialised one).
+
+pg_replica_running() { pg_as "$AIRA_PG_BIN/pg_isready -q -h 127.0.0.1 -p $AIRA_PG_REPLICA_PORT" 2>/dev/null; }
+
+pg_system_id() { "$AIRA_PG_BIN/pg_controldata" -D "$1" 2>/dev/null | awk -F: '/system identifier/ {gsub(/ /, "", $2); print $2}'; }
+
+pg_replica_start() {
+  local d r; d="$(pg_dir)"; r="$d/replica"
+  if pg_replica_running; then log "postgresql replica already running"; return; fi
+  pg_running || die "the primary postgresql is not running"
+  mkdir -p "$r"; chown postgres:postgres "$r"; chmod 700 "$r"
+  if [ -f "$r/data/PG_VERSION" ] && [ "$(pg_system_id "$r/data")" != "$(pg_system_id "$d/data")" ]; then
+    log "replica data belongs to another primary: cloning again"; rm -rf "$r/data"
+  fi
+  if [ ! -f "$r/data/PG_VERSION" ]; then
+    log "cloning the primary into $r/data (pg_basebackup)"
+    local t0=$SECONDS
+    pg_as "$AIRA_PG_BIN/pg_basebackup -D '$r/data' -R -X stream -c fast -d 'host=127.0.0.1 port=$AIRA_PG_PORT user=aira_replicator password=aira_replicator application_name=aira_replica'"
+    log "cloned in $((SECONDS - t0)) s"
+  fi
+  mkdir -p "$r/run"; chown postgres:postgres "$r/run"
+  log "starting postgresql replica on 127.0.0.1:$AIRA_PG_REPLICA_PORT"
+  pg_as "$AIRA_PG_BIN/pg_ctl -D '$r/data' -l '$r/postgres.log' -w -t 120 start -o \"-c listen_addresses=127.0.0.1 -p $AIRA_PG_REPLICA_PORT -c unix_socket_directories=$r/run $(pg_settings)\"" >/dev/null
+  log "postgresql replica ready"
+}
+
+pg_replica_stop() {
+  local r; r="$(pg_dir)/replica"
+  [ -f "$r/data/PG_VERSION" ] && pg_as "$AIRA_PG_BIN/pg_ctl -D '$r/data' -m fast -w stop" >/dev/null 2>&1 || true
 }
 
 pg_stop() {
@@ -167,7 +221,10 @@ pg_stop() {
   [ -f "$d/data/PG_VERSION" ] && pg_as "$AIRA_PG_BIN/pg_ctl -D '$d/data' -m fast -w stop" >/dev/null 2>&1 || true
 }
 
-servers_start() { rabbit_start; redis_start; pg_start; }
+servers_start() {
+  rabbit_start; redis_start; pg_start
+  if [ "${AIRA_READ_REPLICA:-0}" = 1 ]; then pg_replica_start; fi
+}
 
 # The browser suite's tools: Debian's Chromium and fonts that render CJK and emoji, and
 # Playwright for Python (driving /usr/bin/chromium: Playwright's own browser download cannot
@@ -182,7 +239,7 @@ browser_tools() {
   fi
   export AIRA_CHROMIUM=/usr/bin/chromium
 }
-servers_stop() { rabbit_stop; redis_stop; pg_stop; }
+servers_stop() { rabbit_stop; redis_stop; pg_replica_stop; pg_stop; }
 
 # The official `openai` Python package, in a virtualenv under .data/ (the GPT tests use it as
 # a client against the gateway). Exports AIRA_OPENAI_PYTHON.
