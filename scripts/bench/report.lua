@@ -20,9 +20,10 @@ function done(summary, latency, requests)
   table.sort(parts)
   local seconds = summary.duration / 1e6
   io.write(string.format("STATUS %s\n", table.concat(parts, " ")))
-  io.write(string.format("LATENCY p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
-  io.write(string.format("RATE requests=%d seconds=%.1f per_s=%.1f socket_errors=%d\n", summary.requests, seconds,
+  io.write(string.format("LATENCY p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+  io.write(string.format("RATE requests=%d seconds=%.1f per_s=%.1f socket_errors=%d bytes_per_response=%.0f\n", summary.requests, seconds,
     summary.requests / seconds,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.bytes / math.max(summary.requests, 1)))
 end

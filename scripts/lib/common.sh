@@ -166,13 +166,13 @@ DO $$ BEGIN
     CREATE ROLE aira_replicator LOGIN REPLICATION PASSWORD 'aira_replicator';
   END IF;
 END $$;
--- aira-admin db slow reads every statement's figures; the tests pause and resume the
--- replica's replay (the grants replicate to it).
+-- aira-admin db slow reads every statement's figures.
 GRANT pg_read_all_stats TO aira;
-GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() TO aira;
 SELECT 'CREATE DATABASE aira OWNER aira' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'aira')\gexec
 \c aira
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+-- The tests pause and resume the replica's replay (the grant replicates to it).
+GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() TO aira;
 SQL
   log "postgresql ready"
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The request mix of scripts/bench-search, one path per line (wrk draws lines uniformly, so a
+path's share is its share of lines). `list`: the post lists people browse; `search`: keywords
+drawn the way people search (a few very popular, a long tail), from the seed's own vocabulary
+(scripts/lib/seed_posts.py), in five languages, some with two words, some misspelt, some with a
+tag filter or sorted by date."""
+import os
+import random
+import sys
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from seed_posts import TAGS, WORDS, seed_authors, zipf_weights  # noqa: E402
+
+rng = random.Random(7)
+kind, n = sys.argv[1], int(sys.argv[2])
+q = urllib.parse.quote
+tag_w = zipf_weights(len(TAGS), 0.9)
+
+
+def pick_tag():
+    return rng.choices(TAGS, tag_w)[0]
+
+
+# The authors scripts/seed-posts created (its default seed).
+authors = seed_authors(random.Random(20261204), 10_000)
+out = []
+if kind == "list":
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.40:
+            out.append("/api/posts")
+        elif r < 0.55:
+            out.append("/api/posts?page=%d" % rng.randint(2, 5))
+        elif r < 0.70:
+            out.append("/api/posts?tag=%s" % q(pick_tag()))
+        elif r < 0.80:
+            out.append("/api/posts?sort=liked")
+        elif r < 0.90:
+            out.append("/api/posts?author=%s" % rng.choice(authors))
+        else:
+            # Deep pages by number: not cached, at most 999 rows of OFFSET past an anchor.
+            out.append("/api/posts?page=%d" % rng.randint(6, 50_000))
+elif kind == "search":
+    # Search terms: the content words of each language (not its most common function words),
+    # popularity following a Zipf law across the whole list.
+    terms = []
+    for lang, text in WORDS.items():
+        words = text.split()
+        terms += words[len(words) // 4:]
+    rng.shuffle(terms)
+    w = zipf_weights(len(terms), 1.0)
+    for _ in range(n):
+        r = rng.random()
+        a = rng.choices(terms, w)[0]
+        if r < 0.65:
+            out.append("/api/search?keyword=%s" % q(a))
+        elif r < 0.80:
+            out.append("/api/search?keyword=%s" % q(a + " " + rng.choices(terms, w)[0]))
+        elif r < 0.88:
+            out.append("/api/search?keyword=%s&sort=newest" % q(a))
+        elif r < 0.95:
+            out.append("/api/search?keyword=%s&tag=%s" % (q(a), q(pick_tag())))
+        else:
+            # A typo: one letter dropped (the trigram fallback may answer).
+            if len(a) > 4:
+                i = rng.randrange(1, len(a) - 1)
+                a = a[:i] + a[i + 1:]
+            out.append("/api/search?keyword=%s" % q(a))
+else:
+    sys.exit("usage: search_paths.py list|search N")
+print("\n".join(out))
