@@ -19,6 +19,12 @@ final class ReplicaWatch: Service, Sendable {
     }
 
     func run() async throws {
+        guard self.router.replica != nil else {
+            // Nothing to watch: every read goes to the primary. A service that returns early
+            // would end the gateway, so this one waits for shutdown like the others.
+            try? await gracefulShutdown()
+            return
+        }
         let usable = Gauge(label: "aira_gateway_read_replica_usable")
         let lag = Gauge(label: "aira_gateway_read_replica_lag_seconds")
         let logger = self.logger

@@ -7,7 +7,7 @@ import Testing
 
 /// Stops PostgreSQL under a running aira-audit-writer. It disturbs every other test, so
 /// scripts/test runs it on its own, after the rest (AIRA_TEST_OUTAGES=1).
-@Suite("PostgreSQL outage under the audit writer", .serialized,
+@Suite("PostgreSQL outages: under the audit writer, and the read replica under the gateway", .serialized,
        .enabled(if: TestServers.available && ProcessInfo.processInfo.environment["AIRA_TEST_OUTAGES"] == "1"))
 struct DatabaseOutageTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -25,8 +25,8 @@ struct DatabaseOutageTests {
 
     /// `pg_start` from scripts/lib/common.sh, through python3 to give it default signal handling
     /// (children inherit the test process's blocked and ignored signals, and the postmaster is one).
-    static func startPostgres() async throws {
-        let script = "source '\(Self.root.path)/scripts/lib/common.sh' && pg_start"
+    static func startPostgres(_ function: String = "pg_start", url: String = TestServers.databaseURL!) async throws {
+        let script = "source '\(Self.root.path)/scripts/lib/common.sh' && \(function)"
         let reset = "import os, signal; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
             + "[signal.signal(s, signal.SIG_DFL) for s in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP, signal.SIGQUIT)]; "
             + "os.execvp('bash', ['bash', '-c', os.environ['AIRA_PG_SCRIPT']])"
@@ -40,11 +40,67 @@ struct DatabaseOutageTests {
         launcher.standardError = FileHandle.nullDevice
         try launcher.run()
         let up = await eventually(timeout: .seconds(60), every: .milliseconds(100)) {
-            let db = PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 1))
+            let db = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 1))
             defer { Task { await db.shutdown() } }
             return await db.ping()
         }
         try #require(up, "PostgreSQL did not come back")
+    }
+
+    /// Runs a function of scripts/lib/common.sh (e.g. `pg_replica_stop`) and waits for it.
+    static func script(_ function: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", "source '\(Self.root.path)/scripts/lib/common.sh' && \(function)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "\(function) failed")
+    }
+
+    @Test("the read replica stopped under traffic: every read answered (by the primary), then the replica serves again",
+          .enabled(if: PostsTests.replicaURL != nil))
+    func replicaStops() async throws {
+        let replicaURL = try #require(PostsTests.replicaURL)
+        try await PostsTests.withStack(cacheTTL: "0") { stack in
+            let writer = try await ContentTests.user(stack, "writer")
+            let tag = PostsTests.tag()
+            let id = try await PostsTests.post(stack, writer, title: "Outage reading", body: "replicas come and go", tags: [tag])
+            let paths = ["/api/posts?tag=\(tag)", "/api/posts/\(id)", "/api/search?keyword=replicas&tag=\(tag)"]
+            #expect(try await eventually(timeout: .seconds(10), every: .milliseconds(100)) {
+                try await stack.call("GET", paths[0]).headers.first(name: "X-Aira-Read") == "replica"
+            })
+            // Readers keep reading while the replica goes down (fast shutdown: its connections are cut).
+            let readers = Task {
+                var statuses: [Int: Int] = [:]
+                var targets: Set<String> = []
+                let deadline = ContinuousClock.now + .seconds(6)
+                while ContinuousClock.now < deadline {
+                    for path in paths {
+                        let r = try await stack.call("GET", path)
+                        statuses[r.status, default: 0] += 1
+                        if let target = r.headers.first(name: "X-Aira-Read") { targets.insert(target) }
+                    }
+                }
+                return (statuses, targets)
+            }
+            try await Task.sleep(for: .seconds(1))
+            try Self.script("pg_replica_stop")
+            do {
+                let (statuses, targets) = try await readers.value
+                #expect(statuses.keys.allSatisfy { $0 == 200 }, "every read answered: \(statuses)")
+                #expect(targets.contains("primary") && targets.contains("replica"), "\(targets)")
+                #expect(try await stack.metric(port: stack.gateways[0].port, "aira_gateway_read_replica_usable") == 0)
+            } catch {
+                try? await Self.startPostgres("pg_replica_start", url: replicaURL)
+                throw error
+            }
+            try await Self.startPostgres("pg_replica_start", url: replicaURL)
+            #expect(try await eventually(timeout: .seconds(20), every: .milliseconds(200)) {
+                try await stack.call("GET", paths[0]).headers.first(name: "X-Aira-Read") == "replica"
+            }, "reads return to the replica once it is back")
+        }
     }
 
     static func count(_ type: String) async -> Int {

@@ -334,6 +334,22 @@ struct PostsTests {
         }
     }
 
+    @Test("without a replica: the gateway runs, every read is the primary's, the cache still serves")
+    func noReplica() async throws {
+        try await Self.withStack(replica: "") { stack in
+            let writer = try await ContentTests.user(stack, "writer")
+            let tag = Self.tag()
+            let id = try await Self.post(stack, writer, title: "Primary only", tags: [tag])
+            let first = try await stack.call("GET", "/api/posts?tag=\(tag)")
+            #expect(Self.ids(first) == [id] && first.headers.first(name: "X-Aira-Read") == "primary")
+            #expect(try await stack.call("GET", "/api/posts?tag=\(tag)").headers.first(name: "X-Aira-Cache") == "hit")
+            #expect(try await stack.call("GET", "/api/posts/\(id)").headers.first(name: "X-Aira-Read") == "primary")
+            // Its own write visible at once even to others: no replica to lag, and the generation moved.
+            let second = try await Self.post(stack, writer, title: "Primary only, two", tags: [tag])
+            #expect(Self.ids(try await stack.call("GET", "/api/posts?tag=\(tag)")) == [second, id])
+        }
+    }
+
     @Test("a replica that cannot be reached: every read answered by the primary, no 5xx")
     func replicaDown() async throws {
         // A read URL where nothing listens: what the gateway sees of a replica that is down.

@@ -1,4 +1,5 @@
 import AiraCore
+import AiraPostgres
 import Foundation
 import Synchronization
 import Testing
@@ -249,5 +250,17 @@ struct BatchQueueTests {
         queue.close()
         await takers.value
         await #expect(throws: CancellationError.self) { try await queue.submit(1) }
+    }
+}
+
+@Suite("WAL positions")
+struct WALPositionTests {
+    @Test("LSN text → 64-bit position, ordered as the server orders them; junk is an error")
+    func lsn() throws {
+        #expect(try PostgresReadRouter.lsn("0/0") == 0)
+        #expect(try PostgresReadRouter.lsn("0/16B3748") == 0x16B3748)
+        #expect(try PostgresReadRouter.lsn("16/B374D848") == (0x16 << 32) | 0xB374D848)
+        #expect(try PostgresReadRouter.lsn("1/0") > PostgresReadRouter.lsn("0/FFFFFFFF"))
+        for bad in ["", "12", "x/1", "1/2/3"] { #expect(throws: PostgresError.self) { try PostgresReadRouter.lsn(bad) } }
     }
 }
