@@ -12,6 +12,7 @@ struct PostRoutes: Sendable {
     let content: ContentContext
     let cache: PostsCache
     let bodyLimit: Int
+    let anchorScans = Coalescer<[String]>()
 
     struct WriteBody: Decodable {
         var title: String?
@@ -390,20 +391,18 @@ struct PostRoutes: Sendable {
             var offset = 0
             var target = ReadTarget.primary
             if let pageNumber {
-                let anchors = try await self.anchors(sort, filters, context, primaryOnly: primaryOnly)
                 let skip = (pageNumber - 1) * page.limit
+                let index = skip / Self.anchorStride
+                let (total, key) = try await self.anchor(index, sort, filters, context, primaryOnly: primaryOnly)
                 body.page = pageNumber
-                body.total = anchors.total
-                body.pages = max(1, (anchors.total + page.limit - 1) / page.limit)
-                guard skip < anchors.total else {
-                    return (try MessageCoding.encode(body), anchors.target)
+                body.total = total
+                body.pages = max(1, (total + page.limit - 1) / page.limit)
+                guard skip < total else { return (try MessageCoding.encode(body), target) }
+                if index > 0 {
+                    guard let key else { return (try MessageCoding.encode(body), target) }
+                    sql += " AND " + (try sort.after(key, binds: &binds))
                 }
-                let anchor = skip / Self.anchorStride
-                if anchor > 0 {
-                    guard anchor <= anchors.keys.count else { return (try MessageCoding.encode(body), anchors.target) }
-                    sql += " AND " + (try sort.after(anchors.keys[anchor - 1], binds: &binds))
-                }
-                offset = skip - anchor * Self.anchorStride
+                offset = skip - index * Self.anchorStride
             } else if let after = page.after {
                 sql += " AND " + (try sort.after(after, binds: &binds))
             }
@@ -418,40 +417,43 @@ struct PostRoutes: Sendable {
         }
     }
 
-    struct Anchors: Codable {
-        var total: Int
-        /// The sort key of every `anchorStride`-th row.
-        var keys: [[String]]
-    }
-
-    /// How many posts match, and the sort key of every 1,000th: page N starts at most 999 rows
-    /// past one, so no page number costs an OFFSET deeper than that. Kept in Redis for a minute
-    /// (page numbers drift by the posts written meanwhile, as page numbers do).
-    private func anchors(_ sort: Sort, _ filters: Filters, _ context: GatewayContext, primaryOnly: Bool) async throws -> (total: Int, keys: [[String]], target: ReadTarget) {
-        let key = "aira:posts:anchors:\(sort.rawValue)|\(filters.cacheKey)"
-        if !primaryOnly, let cached = try? await self.content.redis.getBytes(key),
-           let anchors = try? MessageCoding.decode(Anchors.self, from: cached) {
-            return (anchors.total, anchors.keys, .replica)
+    /// How many posts a list has, and where page N starts: after anchor `(N-1)·limit / 1000`
+    /// (the sort key of every 1,000th row), skipping the rest (at most 999) with OFFSET. So no
+    /// page number costs an OFFSET deeper than 999, at any depth.
+    ///
+    /// Kept in Redis for a minute per list as one Redis list `[total, anchor 1, anchor 2, …]`, so
+    /// a request reads two entries, not all of them; page numbers drift by the posts written
+    /// meanwhile, as page numbers do. Computed by one pass over the list's index, once at a time
+    /// per gateway (``Coalescer``): a cold cache under load does not start the same scan a
+    /// hundred times.
+    private func anchor(_ index: Int, _ sort: Sort, _ filters: Filters, _ context: GatewayContext,
+                        primaryOnly: Bool) async throws -> (total: Int, key: [String]?) {
+        let redisKey = "aira:posts:anchors:\(sort.rawValue)|\(filters.cacheKey)"
+        if !primaryOnly, let cached = try? await self.content.redis.pipeline([["LINDEX", redisKey, "0"], ["LINDEX", redisKey, String(index)]]),
+           cached.count == 2, let total = cached[0].string.flatMap(Int.init) {
+            return (total, index == 0 ? nil : cached[1].string.map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) })
         }
-        var binds: [(any PostgresBindable)?] = []
-        let filter = filters.sql(&binds)
-        let count = try await self.content.read(PostgresQuery(unsafeSQL: "SELECT count(*) AS n FROM posts p WHERE true" + filter, binds: binds),
-                                                context, primaryOnly: primaryOnly)
-        let total: Int = try count.0.first?.decode("n") ?? 0
-        var keys: [[String]] = []
-        if total >= Self.anchorStride {
+        let all = try await self.anchorScans.run(redisKey + (primaryOnly ? "|primary" : "")) {
+            var binds: [(any PostgresBindable)?] = []
+            let filter = filters.sql(&binds)
+            // Every 1,000th row's key, and the last row (which carries the total).
             let sql = """
-                SELECT \(sort.keyNames.joined(separator: ", ")) FROM (
-                    SELECT \(sort.keyColumns), row_number() OVER (ORDER BY \(sort.order)) AS n FROM posts p WHERE true\(filter)
-                ) s WHERE n % \(Self.anchorStride) = 0 ORDER BY n
+                SELECT n, total, \(sort.keyNames.joined(separator: ", ")) FROM (
+                    SELECT \(sort.keyColumns), row_number() OVER (ORDER BY \(sort.order)) AS n, count(*) OVER () AS total
+                    FROM posts p WHERE true\(filter)
+                ) s WHERE n % \(Self.anchorStride) = 0 OR n = total ORDER BY n
                 """
             let rows = try await self.content.read(PostgresQuery(unsafeSQL: sql, binds: binds), context, primaryOnly: primaryOnly).0.rows
-            keys = rows.map { row in sort.keyNames.map { (try? row.decode($0, as: String.self)) ?? "" } }
+            let total: Int = try rows.last?.decode("total") ?? 0
+            let keys = rows.filter { ((try? $0.decode("n", as: Int.self)) ?? 0) % Self.anchorStride == 0 }
+                .map { row in sort.keyNames.map { (try? row.decode($0, as: String.self)) ?? "" }.joined(separator: "\n") }
+            let scratch = redisKey + ":" + UUID().uuidString
+            _ = try? await self.content.redis.pipeline([["RPUSH", scratch, String(total)] + keys, ["PEXPIRE", scratch, "60000"],
+                                                        ["RENAME", scratch, redisKey]])
+            return [String(total)] + keys
         }
-        if let bytes = try? MessageCoding.encode(Anchors(total: total, keys: keys)) {
-            _ = try? await self.content.redis.set(key, bytes: bytes, expire: .seconds(60))
-        }
-        return (total, keys, count.1)
+        let total = Int(all[0]) ?? 0
+        return (total, index == 0 || index >= all.count ? nil : all[index].split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
     }
 
     // MARK: - Search
@@ -554,5 +556,19 @@ struct PostRoutes: Sendable {
         }
         if !current.isEmpty { out.append(Segment(text: current, match: inMatch)) }
         return out
+    }
+}
+
+/// Runs one computation per key at a time: callers asking for a key already being computed wait
+/// for that computation's result instead of starting their own.
+actor Coalescer<Value: Sendable> {
+    private var running: [String: Task<Value, any Error>] = [:]
+
+    func run(_ key: String, _ body: @escaping @Sendable () async throws -> Value) async throws -> Value {
+        if let task = self.running[key] { return try await task.value }
+        let task = Task { try await body() }
+        self.running[key] = task
+        defer { self.running[key] = nil }
+        return try await task.value
     }
 }

@@ -184,6 +184,14 @@ struct PostsTests {
                        i % 7, timestamptz '2025-01-01' + ((i / 3) * interval '1 second')
                 FROM generate_series(1, 2500) AS i
                 """)
+            // Written behind the API's back (no read-your-writes marker): wait until the replica has them.
+            if let replicaURL = Self.replicaURL {
+                let replica = PostgresClient(configuration: PostgresConfiguration(url: replicaURL, poolSize: 1))
+                defer { Task { await replica.shutdown() } }
+                #expect(try await eventually(timeout: .seconds(20), every: .milliseconds(50)) {
+                    try await replica.query("SELECT count(*) AS n FROM posts WHERE tags @> ARRAY[\(tag)]").first?.decode("n", as: Int.self) == 2500
+                })
+            }
             for (sort, order) in [("newest", "created_at DESC, id DESC"), ("liked", "like_count DESC, created_at DESC, id DESC")] {
                 for (page, limit) in [(1, 20), (50, 20), (51, 20), (60, 20), (26, 100), (125, 20)] {
                     let expected = try await db.query(PostgresQuery(unsafeSQL: """

@@ -5,6 +5,7 @@ import { h, toast } from './ui.js';
 import * as account from './account.js';
 import * as chat from './chat.js';
 import * as playlists from './playlists.js';
+import * as posts from './posts.js';
 import * as videos from './videos.js';
 import * as insights from './insights.js';
 import * as admin from './admin.js';
@@ -18,6 +19,8 @@ const routes = [
   ['account', account.account, { user: true }],
   ['chat', chat.chat, { user: true }],
   ['chat/:id', chat.chat, { user: true }],
+  ['posts', posts.list, {}],
+  ['posts/:id', posts.detail, {}],
   ['playlists', playlists.list, {}],
   ['playlists/:id', playlists.detail, {}],
   ['videos', videos.mine, { user: true }],
@@ -93,7 +96,7 @@ function link(path, label) {
 function renderNav() {
   const nav = document.getElementById('nav');
   const user = currentUser();
-  const items = [link('playlists', 'Playlists')];
+  const items = [link('posts', 'Posts'), link('playlists', 'Playlists')];
   if (user) {
     items.unshift(link('chat', 'Chat'));
     items.push(link('videos', 'Videos'), link('insights', 'Insights'));
