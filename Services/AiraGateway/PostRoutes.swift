@@ -80,8 +80,8 @@ struct PostRoutes: Sendable {
 
     static let excerptLength = 240
     /// Relevance ranks the newest this many matches (docs/search.md: ranking every match of a
-    /// common word would read hundreds of thousands of rows).
-    static let rankCandidates = 2_000
+    /// common word would read tens of thousands of rows; docs/benchmarks.md has the cost).
+    static let rankCandidates = 500
     /// Page-number anchors: one every this many rows.
     static let anchorStride = 1_000
 
@@ -123,9 +123,8 @@ struct PostRoutes: Sendable {
         return tag
     }
 
-    /// The full-text query for a keyword: its words (letters and digits), each also matching as a
-    /// prefix when it has 2 characters or more, all required. Nil when it has no word.
-    static func tsquery(_ keyword: String) -> String? {
+    /// The keyword's words: runs of letters and digits, lower-cased, at most 8.
+    static func words(_ keyword: String) -> [String] {
         var words: [String] = []
         var current = ""
         for scalar in keyword.lowercased().unicodeScalars {
@@ -137,9 +136,20 @@ struct PostRoutes: Sendable {
             }
         }
         if !current.isEmpty { words.append(current) }
+        return Array(words.prefix(8))
+    }
+
+    /// The full-text query for a keyword: all its words required, each also matching as a prefix
+    /// when it is long enough to narrow anything down — 3 letters, or 2 in a script whose
+    /// characters are syllables (Hangul, and any other non-Latin one): `le:*` would match every
+    /// word starting with "le", `커피:*` finds 커피를 and 커피는. Nil when it has no word.
+    static func tsquery(_ keyword: String) -> String? {
+        let words = Self.words(keyword)
         guard !words.isEmpty else { return nil }
-        return words.prefix(8).map { "'\($0.replacingOccurrences(of: "'", with: "''"))'" + ($0.count >= 2 ? ":*" : "") }
-            .joined(separator: " & ")
+        return words.map { word in
+            let prefix = word.count >= 3 || (word.count == 2 && !word.unicodeScalars.allSatisfy(\.isASCII))
+            return "'\(word.replacingOccurrences(of: "'", with: "''"))'" + (prefix ? ":*" : "")
+        }.joined(separator: " & ")
     }
 
     // MARK: - Writes
@@ -375,12 +385,13 @@ struct PostRoutes: Sendable {
             throw APIError.badRequest("invalid_request", "'sort' must be 'newest' or 'liked'")
         }
         let filters = try Filters(request, context: context)
-        var pageNumber: Int?
+        var requestedPage: Int?
         if let raw = query.get("page") {
             guard let n = Int(raw), (1...100_000).contains(n) else { throw APIError.badRequest("invalid_request", "'page' must be 1–100000") }
             guard page.after == nil else { throw APIError.badRequest("invalid_request", "send 'page' or 'cursor', not both") }
-            pageNumber = n
+            requestedPage = n
         }
+        let pageNumber = requestedPage
         // The first pages are the hot ones; deeper pages are read, not cached.
         let cacheable = page.after == nil && (pageNumber ?? 1) <= 5
         let key = "list|\(sort.rawValue)|\(filters.cacheKey)|\(page.limit)|\(pageNumber ?? 0)"
@@ -488,14 +499,13 @@ struct PostRoutes: Sendable {
                     after = " WHERE (c.score, c.id) < ($\(binds.count - 1)::float8, $\(binds.count)::uuid)"
                 }
                 sql = """
-                    WITH q AS (SELECT to_tsquery('simple', $1) AS q),
-                    c AS (SELECT m.id, ts_rank_cd(m.search, q.q)::float8 AS score
-                          FROM (SELECT p.id, p.search FROM posts p, q WHERE p.search @@ q.q\(filter)
-                                ORDER BY p.created_at DESC, p.id DESC LIMIT \(Self.rankCandidates)) m, q),
+                    WITH c AS (SELECT m.id, ts_rank_cd(m.search, to_tsquery('simple', $1))::float8 AS score
+                          FROM (SELECT p.id, p.search FROM posts p WHERE p.search @@ to_tsquery('simple', $1)\(filter)
+                                ORDER BY p.created_at DESC, p.id DESC LIMIT \(Self.rankCandidates)) m),
                     top AS (SELECT c.id, c.score FROM c\(after) ORDER BY c.score DESC, c.id DESC LIMIT \(page.limit + 1))
                     SELECT p.id, p.author_id, p.title, array_to_string(p.tags, ',') AS tags, p.like_count, p.created_at,
-                           top.score, top.score::text AS k_score, ts_headline('simple', p.body, q.q, $2) AS snippet
-                    FROM top JOIN posts p ON p.id = top.id, q ORDER BY top.score DESC, p.id DESC
+                           top.score, top.score::text AS k_score, ts_headline('simple', p.body, to_tsquery('simple', $1), $2) AS snippet
+                    FROM top JOIN posts p ON p.id = top.id ORDER BY top.score DESC, p.id DESC
                     """
             } else {
                 var after = ""
@@ -504,19 +514,20 @@ struct PostRoutes: Sendable {
                     after = " AND (p.created_at, p.id) < ('epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond', $\(binds.count))"
                 }
                 sql = """
-                    WITH q AS (SELECT to_tsquery('simple', $1) AS q),
-                    top AS (SELECT p.id, ts_rank_cd(p.search, q.q)::float8 AS score FROM posts p, q WHERE p.search @@ q.q\(filter)\(after)
-                            ORDER BY p.created_at DESC, p.id DESC LIMIT \(page.limit + 1))
+                    WITH top AS (SELECT p.id, ts_rank_cd(p.search, to_tsquery('simple', $1))::float8 AS score FROM posts p
+                                 WHERE p.search @@ to_tsquery('simple', $1)\(filter)\(after)
+                                 ORDER BY p.created_at DESC, p.id DESC LIMIT \(page.limit + 1))
                     SELECT p.id, p.author_id, p.title, array_to_string(p.tags, ',') AS tags, p.like_count, p.created_at,
                            top.score, (extract(epoch FROM p.created_at) * 1000000)::bigint AS k_us,
-                           ts_headline('simple', p.body, q.q, $2) AS snippet
-                    FROM top JOIN posts p ON p.id = top.id, q ORDER BY p.created_at DESC, p.id DESC
+                           ts_headline('simple', p.body, to_tsquery('simple', $1), $2) AS snippet
+                    FROM top JOIN posts p ON p.id = top.id ORDER BY p.created_at DESC, p.id DESC
                     """
             }
             var (result, target) = try await self.content.read(PostgresQuery(unsafeSQL: sql, binds: binds), context, primaryOnly: primaryOnly)
             var matched = "words"
-            if result.rows.isEmpty && page.after == nil {
-                // No word matched: titles that look like the keyword (typos), best first, one page.
+            let words = Self.words(keyword)
+            if result.rows.isEmpty && page.after == nil && words.count == 1 && words[0].count >= 4 {
+                // One word that matched nothing: titles with a word like it (a typo), best first, one page.
                 var similarBinds: [(any PostgresBindable)?] = [keyword.trimmed]
                 let similarFilter = filters.sql(&similarBinds)
                 (result, target) = try await self.content.read(PostgresQuery(unsafeSQL: """

@@ -27,6 +27,9 @@ struct PostsCache: Sendable {
     let freshWindow: Duration
     let logger: Logger
 
+    /// Misses of the same page under way in this gateway.
+    let misses = Coalescer<([UInt8], ReadTarget)>()
+
     static let stateKey = "aira:posts:state"
     static let pagePrefix = "aira:posts:page:"
 
@@ -119,7 +122,7 @@ struct PostsCache: Sendable {
     /// Serves a read through the cache. `key` nil: not cacheable (deep pages). `produce` runs the
     /// query (on the primary when told to) and returns the JSON body.
     func read(_ key: String?, _ context: GatewayContext,
-              produce: (_ primaryOnly: Bool) async throws -> (body: [UInt8], target: ReadTarget)) async throws -> Response {
+              produce: @escaping @Sendable (_ primaryOnly: Bool) async throws -> (body: [UInt8], target: ReadTarget)) async throws -> Response {
         let user = context.callerID
         var lookup: Lookup?
         if self.enabled || (user != nil && self.reads.replica != nil) {
@@ -132,7 +135,13 @@ struct PostsCache: Sendable {
         // The replica's position before the query: if it already holds the last write, so does the page.
         let replayedBefore = self.reads.replayedLSN
         let fresh = lookup?.fresh ?? false
-        let (body, target) = try await produce(fresh)
+        // Identical misses at the same moment (a popular search when its page expires) run the
+        // query once; the others wait for its result.
+        let (body, target) = if let key, !fresh {
+            try await self.misses.run(key) { try await produce(false) }
+        } else {
+            try await produce(fresh)
+        }
         var state = "bypass"
         if self.enabled, let key, let lookup, !fresh {
             state = "miss"

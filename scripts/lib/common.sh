@@ -38,7 +38,7 @@ aira_export_env() {
 # --- installation -----------------------------------------------------------------
 
 APT_PACKAGES=(rabbitmq-server redis-server postgresql libpq-dev librabbitmq-dev libhiredis-dev libjemalloc-dev
-              amqp-tools ca-certificates procps docker-compose python3-venv ffmpeg)
+              amqp-tools ca-certificates procps docker-compose python3-venv ffmpeg wamerican)
 
 aira_install() {
   local missing=()

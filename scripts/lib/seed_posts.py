@@ -2,12 +2,15 @@
 """Writes N synthetic posts in COPY text format (scripts/seed-posts pipes it into PostgreSQL).
 
 Columns: id, author_id, title, body, tags, like_count, created_at. Text in English, Korean,
-Spanish, German and French, with word frequencies skewed the way real text is (a few words very
-common, most rare), so searches range from a handful of hits to hundreds of thousands. Authors
+Spanish, German and French, with word frequencies skewed the way real text is: about half the
+words are each language's few hundred common ones, the rest a long tail of 20,000 per language
+(the system dictionary's words for the Latin-script languages, synthetic 2–3 syllable words for
+Korean), so searches range from a handful of hits to tens of thousands. Authors
 are `--authors` ids made from the seed, the same ones scripts/seed-posts creates as users.
 Deterministic for a given --seed.
 """
 import argparse
+import itertools
 import random
 import sys
 import uuid
@@ -53,7 +56,37 @@ TAGS = ["news", "tech", "travel", "food", "music", "video", "sports", "books", "
 
 
 def zipf_weights(n, s=0.8):
-    return [1.0 / (rank ** s) for rank in range(1, n + 1)]
+    """Cumulative Zipf weights for random.choices(cum_weights=…) (cumulative: O(log n) a draw)."""
+    return list(itertools.accumulate(1.0 / (rank ** s) for rank in range(1, n + 1)))
+
+
+# Hangul syllables the synthetic Korean long tail is made of.
+KO_SYLLABLES = ("가 각 간 강 개 거 건 경 고 공 과 관 광 교 구 국 군 권 규 그 근 금 기 김 나 남 내 노 누 다 단 대 도 동 두 라 람 래 "
+                "로 류 리 마 만 매 명 모 목 문 미 민 바 박 반 방 배 백 번 변 보 복 본 부 북 비 사 산 상 새 서 석 선 설 성 세 소 속 "
+                "손 수 순 시 신 실 심 아 안 양 어 언 업 여 연 영 예 오 온 외 요 용 우 운 원 위 유 육 윤 은 음 의 이 인 일 임 자 작 "
+                "장 재 전 정 제 조 종 주 준 중 지 진 차 창 채 천 철 청 초 최 추 춘 출 충 치 카 타 태 토 통 파 판 평 포 표 품 하 학 "
+                "한 함 해 행 향 허 현 형 호 홍 화 환 황 회 효 후 훈 휘 희").split()
+
+
+def long_tails(seed=20261204, size=20_000):
+    """The rarer words of each language (most of a real vocabulary): the system dictionary's
+    words (wamerican) for the languages written in Latin letters, and synthetic 2–3 syllable
+    words for Korean. Deterministic for a seed."""
+    rng = random.Random(seed + 1)
+    try:
+        with open("/usr/share/dict/words", encoding="utf-8") as f:
+            latin = sorted({w.strip().lower() for w in f if w.strip().isalpha() and w.strip().isascii() and len(w.strip()) > 3})
+    except OSError:
+        latin = sorted({"".join(rng.choice("abcdefghijklmnoprstuvw") for _ in range(rng.randint(4, 9))) for _ in range(size * 2)})
+    tails = {}
+    for lang in WORDS:
+        if lang == "ko":
+            words = sorted({"".join(rng.choices(KO_SYLLABLES, k=rng.randint(2, 3))) for _ in range(size)})
+        else:
+            words = rng.sample(latin, min(size, len(latin)))
+        rng.shuffle(words)
+        tails[lang] = words
+    return tails
 
 
 def seed_authors(rng, count):
@@ -77,19 +110,25 @@ def main():
 
     vocab = {lang: text.split() for lang, text in WORDS.items()}
     weights = {lang: zipf_weights(len(words)) for lang, words in vocab.items()}
+    # Real text: about half the words are a language's few hundred common ones, the other half
+    # come from a long tail of thousands (each rare), as in the Zipf law of word frequencies.
+    tails = long_tails(args.seed)
+    tail_weights = {lang: zipf_weights(len(words), 1.0) for lang, words in tails.items()}
 
     # Sentence pools per language: bodies are built from these, which keeps generation fast.
     pools = {}
     for lang, words in vocab.items():
         pool = []
-        for _ in range(20_000):
+        for _ in range(40_000):
             n = rng.randint(5, 16)
-            w = rng.choices(words, weights[lang], k=n)
+            k = sum(1 for _ in range(n) if rng.random() < 0.45)
+            w = rng.choices(words, cum_weights=weights[lang], k=n - k) + rng.choices(tails[lang], cum_weights=tail_weights[lang], k=k)
+            rng.shuffle(w)
             sentence = " ".join(w)
             pool.append(sentence[0].upper() + sentence[1:] + rng.choice([".", ".", ".", "!", "?"]))
         pools[lang] = pool
     langs = [l for l, _ in LANGUAGES]
-    lang_weights = [w for _, w in LANGUAGES]
+    lang_weights = list(itertools.accumulate(w for _, w in LANGUAGES))
     tag_weights = zipf_weights(len(TAGS), 0.9)
     like_weights = zipf_weights(200, 1.3)
 
@@ -98,9 +137,10 @@ def main():
     out = sys.stdout
     buf = []
     for i in range(args.count):
-        lang = rng.choices(langs, lang_weights)[0]
+        lang = rng.choices(langs, cum_weights=lang_weights)[0]
         words = vocab[lang]
-        title_words = rng.choices(words, weights[lang], k=rng.randint(3, 8))
+        title_words = rng.choices(words, cum_weights=weights[lang], k=rng.randint(2, 5)) + rng.choices(tails[lang], cum_weights=tail_weights[lang], k=rng.randint(1, 3))
+        rng.shuffle(title_words)
         title = " ".join(title_words).capitalize()
         sentences = rng.choices(pools[lang], k=rng.randint(2, 9))
         paragraphs = []
@@ -109,9 +149,9 @@ def main():
             paragraphs.append(" ".join(sentences[:k]))
             sentences = sentences[k:]
         body = "\\n\\n".join(paragraphs)  # COPY text format: an escaped newline
-        tags = sorted(set(rng.choices(TAGS, tag_weights, k=rng.randint(0, 3))))
+        tags = sorted(set(rng.choices(TAGS, cum_weights=tag_weights, k=rng.randint(0, 3))))
         tag_text = "{" + ",".join('"%s"' % t for t in tags) + "}"
-        likes = rng.choices(range(200), like_weights)[0] - 1
+        likes = rng.choices(range(200), cum_weights=like_weights)[0] - 1
         likes = max(0, likes) if rng.random() < 0.7 else rng.randint(0, 5000) // (1 + rng.randint(0, 50))
         created = now - timedelta(microseconds=rng.randrange(span))
         pid = uuid.uuid4()  # random: loading twice adds posts instead of colliding
