@@ -40,12 +40,12 @@ struct BrokerOptions: ParsableArguments {
 
 /// The database client of a command: `--database-url` or `$AIRA_DATABASE_URL`, in
 /// `$AIRA_DATABASE_SCHEMA` when set (as every service reads them).
-func adminDatabase(_ url: String?) -> PostgresClient {
+func adminDatabase(_ url: String?, queryTimeout: Duration = .seconds(30)) -> PostgresClient {
     let env = EnvironmentReader()
     let schema = env.string("AIRA_DATABASE_SCHEMA", default: "")
     return PostgresClient(configuration: PostgresConfiguration(
         url: url ?? env.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira"),
-        poolSize: 1,
+        poolSize: 1, queryTimeout: queryTimeout,
         // An operator's command waits longer for a busy server than a service that must fail fast.
         connectTimeoutSeconds: 10, searchPath: schema.isEmpty ? nil : schema, applicationName: "aira-admin"))
 }

@@ -22,7 +22,8 @@ struct Migrate: AsyncParsableCommand {
         } catch {
             throw CLIError("cannot read migrations from \(folder.path): \(error)")
         }
-        let client = adminDatabase(databaseURL)
+        // A migration may build an index over millions of rows: minutes, not the usual 30 s.
+        let client = adminDatabase(databaseURL, queryTimeout: .seconds(3600))
         var logger = Logger(label: "aira-admin")
         logger.logLevel = .warning
         do {

@@ -12,6 +12,9 @@ struct PostRoutes: Sendable {
     let content: ContentContext
     let cache: PostsCache
     let bodyLimit: Int
+    /// Whether the RUM index `posts_search_rum` exists (migration 0007): then "newest matches"
+    /// come from it in order; otherwise from the GIN index, fetched and sorted.
+    var newestFromIndex = false
     let anchorScans = Coalescer<[String]>()
 
     struct WriteBody: Decodable {
@@ -498,10 +501,12 @@ struct PostRoutes: Sendable {
                     binds += [score, id]
                     after = " WHERE (c.score, c.id) < ($\(binds.count - 1)::float8, $\(binds.count)::uuid)"
                 }
+                // RUM: in time order from the index (distance to a far future = newest first).
+                let newest = self.newestFromIndex ? "p.created_at <=| '2200-01-01'::timestamptz" : "p.created_at DESC, p.id DESC"
                 sql = """
                     WITH c AS (SELECT m.id, ts_rank_cd(m.search, to_tsquery('simple', $1))::float8 AS score
                           FROM (SELECT p.id, p.search FROM posts p WHERE p.search @@ to_tsquery('simple', $1)\(filter)
-                                ORDER BY p.created_at DESC, p.id DESC LIMIT \(Self.rankCandidates)) m),
+                                ORDER BY \(newest) LIMIT \(Self.rankCandidates)) m),
                     top AS (SELECT c.id, c.score FROM c\(after) ORDER BY c.score DESC, c.id DESC LIMIT \(page.limit + 1))
                     SELECT p.id, p.author_id, p.title, array_to_string(p.tags, ',') AS tags, p.like_count, p.created_at,
                            top.score, top.score::text AS k_score, ts_headline('simple', p.body, to_tsquery('simple', $1), $2) AS snippet
@@ -509,14 +514,19 @@ struct PostRoutes: Sendable {
                     """
             } else {
                 var after = ""
+                // RUM: in time order from the cursor's time down (rows at the very same microsecond
+                // come in the index's order, not by id); GIN: fetched and sorted.
+                var newest = self.newestFromIndex ? "p.created_at <=| '2200-01-01'::timestamptz" : "p.created_at DESC, p.id DESC"
                 if let (us, id) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
                     binds += [us, id]
-                    after = " AND (p.created_at, p.id) < ('epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond', $\(binds.count))"
+                    let at = "'epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond'"
+                    after = " AND (p.created_at, p.id) < (\(at), $\(binds.count))"
+                    if self.newestFromIndex { newest = "p.created_at <=| (\(at))" }
                 }
                 sql = """
                     WITH top AS (SELECT p.id, ts_rank_cd(p.search, to_tsquery('simple', $1))::float8 AS score FROM posts p
                                  WHERE p.search @@ to_tsquery('simple', $1)\(filter)\(after)
-                                 ORDER BY p.created_at DESC, p.id DESC LIMIT \(page.limit + 1))
+                                 ORDER BY \(newest) LIMIT \(page.limit + 1))
                     SELECT p.id, p.author_id, p.title, array_to_string(p.tags, ',') AS tags, p.like_count, p.created_at,
                            top.score, (extract(epoch FROM p.created_at) * 1000000)::bigint AS k_us,
                            ts_headline('simple', p.body, to_tsquery('simple', $1), $2) AS snippet

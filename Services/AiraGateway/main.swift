@@ -82,10 +82,19 @@ do {
     }
     let content = ContentContext(database: database, publisher: publisher, trail: trail, reads: reads, redis: redis,
                                  freshWindow: freshWindow)
-    let posts = PostRoutes(content: content,
+    var posts = PostRoutes(content: content,
                            cache: PostsCache(redis: redis, ttl: try env.duration("AIRA_POSTS_CACHE_TTL", default: .seconds(30)),
                                              reads: reads, freshWindow: freshWindow, logger: logger),
                            bodyLimit: bodyLimit)
+    // Search reads "newest matches" from the RUM index when migration 0007 could create it.
+    switch env.string("AIRA_SEARCH_INDEX", default: "auto") {
+    case "auto":
+        posts.newestFromIndex = (try? await database.query(
+            "SELECT 1 FROM pg_indexes WHERE indexname = 'posts_search_rum' AND schemaname = current_schema()").first) != nil
+    case "gin": posts.newestFromIndex = false
+    case let other: throw ConfigurationError(key: "AIRA_SEARCH_INDEX", value: other, expected: "auto or gin")
+    }
+    logger.info("search index", metadata: ["newestMatches": "\(posts.newestFromIndex ? "rum" : "gin")"])
     let replicaWatch = ReplicaWatch(router: reads, interval: try env.duration("AIRA_READ_REPLICA_CHECK_INTERVAL", default: .milliseconds(500)),
                                     logger: logger)
     let playlists = PlaylistRoutes(content: content, bodyLimit: bodyLimit)

@@ -1,6 +1,7 @@
 import AiraCore
 import AiraAMQP
 import AiraMessaging
+import AiraPostgres
 import Foundation
 import Testing
 
@@ -240,6 +241,33 @@ struct AdminMigrateTests {
         let missing = try aira(["migrate", "--dir", "/nonexistent/folder", "--database-url", url])
         #expect(missing.status == 1 && missing.stderr.contains("cannot read migrations"))
         await dropSchema(pg, schema)
+    }
+}
+
+@Suite("aira-admin: db", .enabled(if: TestServers.available))
+struct AdminDatabaseTests {
+    @Test("db slow lists the statements that cost the most, with a statement this test ran; db replica reports the replica")
+    func slowAndReplica() async throws {
+        let marker = "aira_slow_\(UUID().uuidString.prefix(8).lowercased())"
+        let db = PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 1))
+        defer { Task { await db.shutdown() } }
+        // A statement slower than anything else recently: 300 ms of pg_sleep, under a name of its own.
+        try await db.query(PostgresQuery(unsafeSQL: "SELECT pg_sleep(0.3) AS \(marker)"))
+        let slow = try aira(["db", "slow", "--sort", "mean", "--limit", "50", "--json"])
+        #expect(slow.status == 0, "\(slow.stderr)")
+        let rows = try JSONSerialization.jsonObject(with: Data(slow.stdout.utf8)) as? [[String: Any]] ?? []
+        let mine = try #require(rows.first { ($0["query"] as? String)?.contains(marker) == true }, "\(slow.stdout.prefix(2000))")
+        #expect((mine["meanMs"] as? Double ?? 0) >= 300 && (mine["calls"] as? Int ?? 0) >= 1)
+        let table = try aira(["db", "slow", "--limit", "3"])
+        #expect(table.status == 0 && table.stdout.hasPrefix("CALLS"))
+        #expect(try aira(["db", "slow", "--sort", "fastest"]).status == 64)
+
+        if let replica = PostsTests.replicaURL {
+            let status = try aira(["db", "replica", "--read-url", replica])
+            #expect(status.status == 0 && status.stdout.contains("replica: streaming"), "\(status.stdout)\(status.stderr)")
+        }
+        let none = try aira(["db", "replica", "--read-url", "postgres://aira:aira@127.0.0.1:\(try freePort())/aira"])
+        #expect(none.status == 1 && none.stderr.contains("unreachable"))
     }
 }
 

@@ -267,7 +267,8 @@ final class ServiceStack: @unchecked Sendable {
     }
 
     static func migrate() async throws {
-        let db = PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 1))
+        // An index built over a seeded million posts takes minutes.
+        let db = PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 1, queryTimeout: .seconds(1800)))
         defer { Task { await db.shutdown() } }
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Shared/Migrations")

@@ -23,6 +23,7 @@ PAGES = [  # (name, path, who)
     ("videos", "videos", "user"), ("video", "videos/{video}", "user"), ("insights", "insights", "user"), ("account", "account", "user"),
     ("admin-users", "admin/users", "admin"), ("admin-audit", "admin/audit", "admin"), ("ops-queues", "ops/queues", "admin"),
     ("ops-dlq", "ops/dlq", "admin"), ("ops-dlq-audit", "ops/dlq/audit.events", "admin"), ("ops-analysis", "ops/analysis", "admin"),
+    ("posts", "posts", None), ("posts-search", "posts?q=quorum", "user"), ("post", "posts/{post}", "user"),
 ]
 
 
@@ -39,6 +40,13 @@ def world(tmp_path_factory):
     for title, public in [("Conference talks", True), ("Cooking 요리", False), ("Road trip 🚗", True)]:
         status, body = call("POST", "/api/playlists", {"title": title, "description": "Things worth watching twice", "public": public}, token=token)
         playlist = playlist or body["id"]
+    post = None
+    for title, text, tags in [("Quorum queues after a node loss", "A quorum queue keeps a majority of its replicas. When a node is lost the "
+                               "others elect a leader and carry on; consumers reconnect. 커피를 마시며 읽기 좋은 글.", ["rabbitmq", "ops"]),
+                              ("Vacuum in PostgreSQL", "Dead rows wait for vacuum; autovacuum keeps up unless long transactions hold it back.", ["postgres"])]:
+        status, body = call("POST", "/api/posts", {"title": title, "body": text, "tags": tags}, token=token)
+        assert status == 201, body
+        post = post or body["id"]
     clip = tmp_path_factory.mktemp("m") / "clip.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=10", "-pix_fmt", "yuv420p", str(clip)],
                    check=True, timeout=60)
@@ -96,7 +104,7 @@ def world(tmp_path_factory):
                                                             "x-aira-disposition": "retries_exhausted", "x-aira-first-failed-at": now,
                                                             "x-aira-last-failed-at": now, "x-aira-queue": "audit.events"}))
     connection.close()
-    return {"user": user, "admin": admin, "conversation": conversation, "playlist": playlist, "video": video}
+    return {"user": user, "admin": admin, "conversation": conversation, "playlist": playlist, "video": video, "post": post}
 
 
 def open_as(browser, who, world, size):

@@ -38,7 +38,7 @@ aira_export_env() {
 # --- installation -----------------------------------------------------------------
 
 APT_PACKAGES=(rabbitmq-server redis-server postgresql libpq-dev librabbitmq-dev libhiredis-dev libjemalloc-dev
-              amqp-tools ca-certificates procps docker-compose python3-venv ffmpeg wamerican)
+              postgresql-15-rum amqp-tools ca-certificates procps docker-compose python3-venv ffmpeg wamerican)
 
 aira_install() {
   local missing=()
@@ -169,8 +169,13 @@ END $$;
 -- aira-admin db slow reads every statement's figures.
 GRANT pg_read_all_stats TO aira;
 SELECT 'CREATE DATABASE aira OWNER aira' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'aira')\gexec
+-- RUM (newest search matches straight from the index; migration 0007) in every database made
+-- from now on, and in aira.
+\c template1
+CREATE EXTENSION IF NOT EXISTS rum;
 \c aira
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+CREATE EXTENSION IF NOT EXISTS rum;
 -- The tests pause and resume the replica's replay (the grant replicates to it).
 GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() TO aira;
 SQL
