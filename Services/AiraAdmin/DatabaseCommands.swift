@@ -62,17 +62,26 @@ struct DB: AsyncParsableCommand {
                           meanMs: try row.decode("mean_exec_time"), maxMs: try row.decode("max_exec_time"), rows: try row.decode("rows"),
                           sharedBlocksHitPercent: try row.decodeOptional("hit"))
             }
-            if reset { try await client.query("SELECT pg_stat_statements_reset()") }
-            if json { return try printJSON(statements) }
-            if statements.isEmpty { print("no statements recorded yet"); return }
-            let oneLine = { (q: String) -> String in
-                let flat = q.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
-                return flat.count > width ? String(flat.prefix(width - 1)) + "…" : flat
+            if json {
+                try printJSON(statements)
+            } else if statements.isEmpty {
+                print("no statements recorded yet")
+            } else {
+                let oneLine = { (q: String) -> String in
+                    let flat = q.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+                    return flat.count > width ? String(flat.prefix(width - 1)) + "…" : flat
+                }
+                printTable(["CALLS", "TOTAL", "MEAN", "MAX", "ROWS", "CACHE HIT", "STATEMENT"], statements.map { s in
+                    ["\(s.calls)", String(format: "%.0f ms", s.totalMs), String(format: "%.2f ms", s.meanMs), String(format: "%.1f ms", s.maxMs),
+                     "\(s.rows)", s.sharedBlocksHitPercent.map { String(format: "%.1f%%", $0) } ?? "-", oneLine(s.query)]
+                })
             }
-            printTable(["CALLS", "TOTAL", "MEAN", "MAX", "ROWS", "CACHE HIT", "STATEMENT"], statements.map { s in
-                ["\(s.calls)", String(format: "%.0f ms", s.totalMs), String(format: "%.2f ms", s.meanMs), String(format: "%.1f ms", s.maxMs),
-                 "\(s.rows)", s.sharedBlocksHitPercent.map { String(format: "%.1f%%", $0) } ?? "-", oneLine(s.query)]
-            })
+            // After printing: what is cleared has been shown.
+            if reset {
+                do { try await client.query("SELECT pg_stat_statements_reset()") } catch {
+                    throw CLIError("not reset (\(error)): the role needs EXECUTE on pg_stat_statements_reset, which scripts/servers grants")
+                }
+            }
         }
     }
 

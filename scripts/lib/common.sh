@@ -175,6 +175,7 @@ SELECT 'CREATE DATABASE aira OWNER aira' WHERE NOT EXISTS (SELECT FROM pg_databa
 CREATE EXTENSION IF NOT EXISTS rum;
 \c aira
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO aira;
 CREATE EXTENSION IF NOT EXISTS rum;
 -- The tests pause and resume the replica's replay (the grant replicates to it).
 GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() TO aira;
