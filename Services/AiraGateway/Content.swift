@@ -99,6 +99,27 @@ struct ContentContext: Sendable {
         }
     }
 
+    /// Likes `item` of `table` (or takes the like back) for `user`, idempotently: `likes` holds
+    /// one row per (item, user) under the column `itemColumn`, and `table.like_count` moves only
+    /// when a row was added or removed. Nil when the item does not exist.
+    func setLike(_ liked: Bool, item: UUID, user: UUID, table: String, likes: String, itemColumn: String,
+                 _ context: GatewayContext) async throws -> (likes: Int, changed: Bool)? {
+        let change: PostgresQuery = liked
+            ? """
+              WITH c AS (INSERT INTO \(identifier: likes) (\(identifier: itemColumn), user_id)
+                         SELECT id, \(user) FROM \(identifier: table) WHERE id = \(item) ON CONFLICT DO NOTHING RETURNING 1)
+              UPDATE \(identifier: table) SET like_count = like_count + (SELECT count(*) FROM c) WHERE id = \(item)
+              RETURNING like_count, (SELECT count(*) FROM c) AS changed
+              """
+            : """
+              WITH c AS (DELETE FROM \(identifier: likes) WHERE \(identifier: itemColumn) = \(item) AND user_id = \(user) RETURNING 1)
+              UPDATE \(identifier: table) SET like_count = like_count - (SELECT count(*) FROM c) WHERE id = \(item)
+              RETURNING like_count, (SELECT count(*) FROM c) AS changed
+              """
+        guard let row = try await self.query(change, context).first else { return nil }
+        return (try row.decode("like_count"), try row.decode("changed", as: Int.self) > 0)
+    }
+
     /// Publishes an audit event for something that has already happened. The change is committed,
     /// so a broker problem does not fail the request: it is logged and counted
     /// (`aira_gateway_audit_publish_failures_total`).

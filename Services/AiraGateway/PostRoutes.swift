@@ -241,24 +241,13 @@ struct PostRoutes: Sendable {
             let id = try ContentContext.pathID(context, what: "post")
             let user = try self.content.activeUser(context)
             try await self.content.requireNotSuspended(user.id, context)
-            let change: PostgresQuery = liked
-                ? """
-                  WITH c AS (INSERT INTO post_likes (post_id, user_id) SELECT id, \(user.id) FROM posts WHERE id = \(id)
-                             ON CONFLICT DO NOTHING RETURNING 1)
-                  UPDATE posts SET like_count = like_count + (SELECT count(*) FROM c) WHERE id = \(id)
-                  RETURNING like_count, (SELECT count(*) FROM c) AS changed
-                  """
-                : """
-                  WITH c AS (DELETE FROM post_likes WHERE post_id = \(id) AND user_id = \(user.id) RETURNING 1)
-                  UPDATE posts SET like_count = like_count - (SELECT count(*) FROM c) WHERE id = \(id)
-                  RETURNING like_count, (SELECT count(*) FROM c) AS changed
-                  """
-            guard let row = try await self.content.query(change, context).first else { throw APIError.notFound("post") }
-            if try row.decode("changed", as: Int.self) > 0 {
+            guard let result = try await self.content.setLike(liked, item: id, user: user.id, table: "posts", likes: "post_likes",
+                                                               itemColumn: "post_id", context) else { throw APIError.notFound("post") }
+            if result.changed {
                 await self.cache.invalidate(after: user.id, context)
                 await self.content.audit(liked ? "post_liked" : "post_unliked", user: user.id, context, ["postId": id.lowercasedString])
             }
-            return JSONResponse.make(.ok, LikeBody(likes: try row.decode("like_count"), liked: liked))
+            return JSONResponse.make(.ok, LikeBody(likes: result.likes, liked: liked))
         }
     }
 

@@ -221,23 +221,12 @@ struct VideoRoutes: Sendable {
             let id = try ContentContext.pathID(context, what: "video")
             let user = try self.content.activeUser(context)
             try await self.content.requireNotSuspended(user.id, context)
-            let change: PostgresQuery = liked
-                ? """
-                  WITH c AS (INSERT INTO video_likes (video_id, user_id) SELECT id, \(user.id) FROM videos WHERE id = \(id)
-                             ON CONFLICT DO NOTHING RETURNING 1)
-                  UPDATE videos SET like_count = like_count + (SELECT count(*) FROM c) WHERE id = \(id)
-                  RETURNING like_count, (SELECT count(*) FROM c) AS changed
-                  """
-                : """
-                  WITH c AS (DELETE FROM video_likes WHERE video_id = \(id) AND user_id = \(user.id) RETURNING 1)
-                  UPDATE videos SET like_count = like_count - (SELECT count(*) FROM c) WHERE id = \(id)
-                  RETURNING like_count, (SELECT count(*) FROM c) AS changed
-                  """
-            guard let row = try await self.content.query(change, context).first else { throw APIError.notFound("video") }
-            if try row.decode("changed", as: Int.self) > 0 {
+            guard let result = try await self.content.setLike(liked, item: id, user: user.id, table: "videos", likes: "video_likes",
+                                                               itemColumn: "video_id", context) else { throw APIError.notFound("video") }
+            if result.changed {
                 await self.content.audit(liked ? "video_liked" : "video_unliked", user: user.id, context, ["videoId": id.lowercasedString])
             }
-            return JSONResponse.make(.ok, Counts(likes: try row.decode("like_count"), liked: liked))
+            return JSONResponse.make(.ok, Counts(likes: result.likes, liked: liked))
         }
     }
 }

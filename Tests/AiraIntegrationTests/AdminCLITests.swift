@@ -253,7 +253,7 @@ struct AdminDatabaseTests {
         defer { Task { await db.shutdown() } }
         // A statement slower than anything else recently: 300 ms of pg_sleep, under a name of its own.
         try await db.query(PostgresQuery(unsafeSQL: "SELECT pg_sleep(0.3) AS \(marker)"))
-        let slow = try aira(["db", "slow", "--sort", "mean", "--limit", "50", "--json"])
+        let slow = try aira(["db", "slow", "--sort", "mean", "--limit", "500", "--json"])
         #expect(slow.status == 0, "\(slow.stderr)")
         let rows = try JSONSerialization.jsonObject(with: Data(slow.stdout.utf8)) as? [[String: Any]] ?? []
         let mine = try #require(rows.first { ($0["query"] as? String)?.contains(marker) == true }, "\(slow.stdout.prefix(2000))")

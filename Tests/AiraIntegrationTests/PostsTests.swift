@@ -53,6 +53,10 @@ struct PostsTests {
             #expect(created.json["tags"] as? [String] == [tag, "swift"])
             #expect(created["authorId"] == author.userID)
 
+            // Others read the replica: the post is there once it has replayed the write.
+            #expect(try await eventually(timeout: .seconds(10), every: .milliseconds(50)) {
+                try await stack.call("GET", "/api/posts/\(id)").status == 200
+            })
             let anonymous = try await stack.call("GET", "/api/posts/\(id)")
             #expect(anonymous.status == 200 && anonymous["body"] == "Hello\nworld")
             #expect(anonymous.json["liked"] == nil)
@@ -125,13 +129,13 @@ struct PostsTests {
             }
             #expect(try await stack.call("PUT", "/api/posts/\(ids[3])/like", token: fans[0].access).json["likes"] as? Int == 1)
             #expect(try await stack.call("GET", "/api/posts/\(ids[1])", token: fans[0].access).json["liked"] as? Bool == true)
-            #expect(try await stack.call("GET", "/api/posts/\(ids[1])", token: author.access).json["likes"] as? Int == 2)
+            #expect(try await stack.call("GET", "/api/posts/\(ids[1])", token: fans[1].access).json["likes"] as? Int == 2)
             let unliked = try await stack.call("DELETE", "/api/posts/\(ids[1])/like", token: fans[1].access)
             #expect(unliked.json["likes"] as? Int == 1)
             #expect(try await stack.call("DELETE", "/api/posts/\(ids[1])/like", token: fans[1].access).json["likes"] as? Int == 1)
             #expect(try await stack.call("PUT", "/api/posts/\(UUID().uuidString.lowercased())/like", token: fans[0].access).status == 404)
 
-            // Newest first, two per page, by cursor: every post once, in order. The author reads the primary.
+            // Newest first, two per page, by cursor: every post once, in order.
             var seen: [String] = []
             var cursor: String?
             repeat {
@@ -143,6 +147,10 @@ struct PostsTests {
             #expect(seen == ids.reversed())
 
             // Most liked: 2 and 4 have one like each (newest first among equals), then the rest newest first.
+            // The fans' likes reach the author's (replica) reads once replayed.
+            #expect(try await eventually(timeout: .seconds(10), every: .milliseconds(50)) {
+                Self.ids(try await stack.call("GET", "/api/posts?tag=\(tag)&sort=liked&limit=3", token: author.access)).first == ids[3]
+            })
             let liked = try await stack.call("GET", "/api/posts?tag=\(tag)&sort=liked&limit=3", token: author.access)
             #expect(Self.ids(liked) == [ids[3], ids[1], ids[4]])
             let rest = try await stack.call("GET", "/api/posts?tag=\(tag)&sort=liked&limit=3&cursor=\(liked.json["nextCursor"] as? String ?? "")",
@@ -217,6 +225,9 @@ struct PostsTests {
             let inTitle = try await Self.post(stack, author, title: "All about \(word) \(word)", body: "The \(word) is rare.", tags: [tag, "other"])
             let korean = try await Self.post(stack, author, title: "\(word) 서울 여행", body: "오늘 서울에서 커피를 마셨다.", tags: [tag])
 
+            #expect(try await eventually(timeout: .seconds(10), every: .milliseconds(50)) {
+                Self.ids(try await stack.call("GET", "/api/search?keyword=\(word)&sort=newest")).count == 3
+            }, "the replica has the three posts")
             let r = try await stack.call("GET", "/api/search?keyword=\(word)")
             #expect(r.status == 200 && r["matched"] == "words")
             #expect(Self.ids(r).first == inTitle, "title matches rank first: \(r)")
