@@ -43,7 +43,9 @@ public final class PostgresConnection: PooledConnection {
                 aira_pq_silence_notices(raw)
                 resource = conn
                 var setup = "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD';"
-                if let path = config.searchPath { setup += " SET search_path TO \(PostgresQuery.quoteIdentifier(path));" }
+                // The schema first, then public: where extensions keep their types, operators and
+                // operator classes (pg_trgm, rum), which a schema of its own must still see.
+                if let path = config.searchPath { setup += " SET search_path TO \(PostgresQuery.quoteIdentifier(path)), public;" }
                 _ = try Self.run(conn, sql: setup, binds: [], prepared: false, simple: true, timeout: config.queryTimeout)
             }
         } catch {

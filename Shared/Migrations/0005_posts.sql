@@ -2,8 +2,9 @@
 -- docs/search.md explains the indexes and the queries that use them.
 
 -- Trigram matching for titles: search falls back to it when the words match nothing (typos).
--- pg_trgm is a trusted extension: the database owner may create it.
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+-- pg_trgm is a trusted extension: the database owner may create it. In public, so that every
+-- schema sees it (services and tests working in a schema of their own search it after theirs).
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
 
 CREATE TABLE posts (
     id         uuid PRIMARY KEY,
@@ -31,7 +32,7 @@ CREATE INDEX posts_tags ON posts USING gin (tags);
 -- Full-text search (search @@ tsquery).
 CREATE INDEX posts_search ON posts USING gin (search);
 -- Similar titles (keyword <% title) when the words match nothing.
-CREATE INDEX posts_title_trgm ON posts USING gin (title gin_trgm_ops);
+CREATE INDEX posts_title_trgm ON posts USING gin (title public.gin_trgm_ops);
 
 CREATE TABLE post_likes (
     post_id    uuid NOT NULL REFERENCES posts (id) ON DELETE CASCADE,

@@ -172,11 +172,11 @@ SELECT 'CREATE DATABASE aira OWNER aira' WHERE NOT EXISTS (SELECT FROM pg_databa
 -- RUM (newest search matches straight from the index; migration 0007) in every database made
 -- from now on, and in aira.
 \c template1
-CREATE EXTENSION IF NOT EXISTS rum;
+CREATE EXTENSION IF NOT EXISTS rum SCHEMA public;
 \c aira
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO aira;
-CREATE EXTENSION IF NOT EXISTS rum;
+CREATE EXTENSION IF NOT EXISTS rum SCHEMA public;
 -- The tests pause and resume the replica's replay (the grant replicates to it).
 GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() TO aira;
 SQL
