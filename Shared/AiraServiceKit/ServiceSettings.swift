@@ -8,8 +8,12 @@ import Logging
 /// What every Aira executable reads from its environment. docs/configuration.md lists each
 /// variable with its default; a bad value stops start-up with a message naming the variable.
 public struct ServiceSettings: Sendable {
-    /// The executable's name (logs, metrics, the broker's connection name).
+    /// The executable's name (logs, metrics).
     public var name: String
+    /// `AIRA_INSTANCE` (default: `name`): this process among copies of the same executable, e.g.
+    /// `aira-audit-writer#2` from scripts/run. It names the broker connection and the PostgreSQL
+    /// session, so `scripts/run status`, the management UI and `pg_stat_activity` tell copies apart.
+    public var instance: String
     /// `AIRA_HTTP_HOST` (default 127.0.0.1) and `AIRA_HTTP_PORT`: /health and /metrics (0 = any free port).
     public var httpHost: String
     public var httpPort: Int
@@ -40,6 +44,7 @@ public struct ServiceSettings: Sendable {
                 environment: EnvironmentReader = EnvironmentReader()) throws {
         self.name = name
         self.environment = environment
+        self.instance = environment.string("AIRA_INSTANCE", default: name)
         self.httpHost = environment.string("AIRA_HTTP_HOST", default: "127.0.0.1")
         self.httpPort = try environment.int("AIRA_HTTP_PORT", default: defaultPort, range: 0...65_535)
         self.amqpURL = environment.string("AIRA_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")
@@ -65,7 +70,7 @@ public struct ServiceSettings: Sendable {
     }
 
     public func amqpConfiguration() throws -> AMQPConfiguration {
-        try AMQPConfiguration(url: self.amqpURL, connectionName: self.name)
+        try AMQPConfiguration(url: self.amqpURL, connectionName: self.instance)
     }
 
     public func redisConfiguration() throws -> RedisConfiguration {
@@ -86,6 +91,6 @@ public struct ServiceSettings: Sendable {
 
     public func postgresConfiguration() -> PostgresConfiguration {
         PostgresConfiguration(url: self.databaseURL, poolSize: self.databasePoolSize, searchPath: self.databaseSchema,
-                              applicationName: self.name)
+                              applicationName: self.instance)
     }
 }
