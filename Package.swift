@@ -162,6 +162,10 @@ let package = Package(
         .executableTarget(name: "aira-bench-audit", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging", "AiraCore"],
                           path: "Tests/Benchmarks/AiraBenchAudit", swiftSettings: swiftSettings),
 
+        // scripts/bench-scale: a backlog for a worker, and how fast its instances drain it.
+        .executableTarget(name: "aira-bench-backlog", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging", "AiraCore"],
+                          path: "Tests/Benchmarks/AiraBenchBacklog", swiftSettings: swiftSettings),
+
         // scripts/bench-analyzer: one nightly run over a synthetic population, 1 and 2 instances.
         .executableTarget(name: "aira-bench-analyzer", dependencies: ["AiraAnalysis", "AiraPostgres", "AiraCore"],
                           path: "Tests/Benchmarks/AiraBenchAnalyzer", swiftSettings: swiftSettings),
