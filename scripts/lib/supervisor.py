@@ -224,11 +224,14 @@ class Supervisor:
         if sys.stderr.isatty() or ENV.get("AIRA_RUN_FOREGROUND") == "1":
             print(line, file=sys.stderr, flush=True)
         if instance is not None:  # the instance's own log says what happened to it, too
-            try:
-                with open(instance.log_path, "a") as f:
-                    f.write(f"[aira-run {time.strftime('%Y-%m-%dT%H:%M:%S')}] {text}\n")
-            except OSError:
-                pass
+            self.note(instance, text)
+
+    def note(self, instance: Instance, text: str) -> None:
+        try:
+            with open(instance.log_path, "a") as f:
+                f.write(f"[aira-run {time.strftime('%Y-%m-%dT%H:%M:%S')}] {text}\n")
+        except OSError:
+            pass
 
     def state(self) -> dict:
         return {"supervisor": {"pid": os.getpid(), "pid_start": pid_start_time(os.getpid()), "started_at": self.started_at,
@@ -367,7 +370,7 @@ class Supervisor:
         if inst.task is not None:
             await inst.task
         inst.state = "stopped"
-        self.log(f"stopped {inst.name}", inst)
+        self.note(inst, "stopped by the supervisor")
 
     # -- commands --
 
@@ -700,7 +703,9 @@ def stop_without_supervisor(state: dict) -> int:
         if same_process(inst.get("pid"), inst.get("pid_start")):
             live.append(inst)
         else:
-            print(f"{inst['instance']}: was not running ({inst['state']}"
+            recorded = inst["state"]
+            why = "it had exited" if recorded in ("running", "starting", "stopping") else recorded
+            print(f"{inst['instance']}: was not running ({why}"
                   f"{', last ' + inst['last_exit'] if inst.get('last_exit') else ''})")
     for inst in live:
         os.kill(inst["pid"], signal.SIGTERM)
@@ -790,6 +795,8 @@ def main() -> int:
     sub.add_parser("stop")
     up.add_argument("--check", action="store_true", help="validate --only and --scale, start nothing")
     args = parser.parse_args()
+    if args.command != "up":  # a command line piped into `head`: stop quietly, as other tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.makedirs(RUN_DIR, exist_ok=True)
     os.makedirs(LOG_DIR, exist_ok=True)
     try:
