@@ -272,6 +272,13 @@ struct OperatorLoopTests {
             }
             #expect(stored)
 
+            // An operator's restart (after a fix): a new process, consuming when the command returns.
+            let current = try #require(try await run.instances("audit-writer").first?.pid)
+            let restart = try await run.run(["restart", "audit-writer"])
+            #expect(restart.status == 0, "\(restart.output)")
+            let restarted = try #require(try await run.instances("audit-writer").first)
+            #expect(restarted.pid != current && restarted.alive && restarted.queues == ["audit.events"], "\(restarted)")
+
             let stop = try await run.run(["stop"])
             #expect(stop.status == 0, "\(stop.output)")
             #expect(stop.output.contains("aira-audit-writer#1"))
