@@ -310,7 +310,7 @@ class Supervisor:
             if inst.crashes_in_a_row >= MAX_CRASHES:
                 inst.state = "failed"
                 self.save()
-                self.log(f"FAILED {inst.name}: {exit_text} after {uptime:.1f}s, its {inst.crashes_in_a_row}th crash in a row; "
+                self.log(f"FAILED {inst.name}: {exit_text} after {uptime:.1f}s, crash {inst.crashes_in_a_row} in a row; "
                          f"left down (log {inst.log_path}; scripts/run restart {inst.service.name} tries again)", inst)
                 return
             delay = min(BACKOFF * 2 ** (inst.crashes_in_a_row - 1), BACKOFF_MAX)
