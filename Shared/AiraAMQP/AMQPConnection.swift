@@ -57,6 +57,14 @@ public final class AMQPConnection: Sendable {
     /// True while connected to the broker (readiness).
     public var isConnected: Bool { self.status.isConnected }
 
+    /// Runs `observer` each time the connection is lost or closed after it was up, with the
+    /// reason. It runs on the connection's thread: it must be brief and must not block (resuming
+    /// continuations is fine). The RPC client uses it to fail calls whose replies died with the
+    /// connection, at once instead of at their timeout.
+    public func onConnectionLost(_ observer: @escaping @Sendable (String) -> Void) {
+        self.status.onLoss(observer)
+    }
+
     /// The last connection error, if any (for logs and readiness details).
     public var lastError: String? { self.status.lastError }
 

@@ -8,6 +8,7 @@ final class ConnectionStatusBox: Sendable {
         var lastError: String?
         var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var nextWaiter: UInt64 = 0
+        var lossObservers: [@Sendable (String) -> Void] = []
     }
 
     private let state = Mutex(State())
@@ -17,17 +18,27 @@ final class ConnectionStatusBox: Sendable {
     var lastError: String? { self.state.withLock { $0.lastError } }
 
     func update(connected: Bool, closed: Bool, lastError: String? = nil) {
-        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+        let (waiters, lost) = self.state.withLock { state -> ([CheckedContinuation<Void, any Error>], [@Sendable (String) -> Void]) in
+            // A connection that was up and is not any more: what waited on it will never hear back.
+            let lost = state.connected && !connected ? state.lossObservers : []
             state.connected = connected
             state.closed = closed
             if let lastError { state.lastError = lastError }
-            guard connected || closed else { return [] }
+            guard connected || closed else { return ([], lost) }
             defer { state.waiters = [:] }
-            return Array(state.waiters.values)
+            return (Array(state.waiters.values), lost)
         }
         for w in waiters {
             if connected { w.resume() } else { w.resume(throwing: AMQPError.closed) }
         }
+        let why = lastError ?? (closed ? "connection closed" : "connection lost")
+        for observer in lost { observer(why) }
+    }
+
+    /// `observer` runs (on the connection's thread: briefly, without blocking) each time the
+    /// connection goes from up to down.
+    func onLoss(_ observer: @escaping @Sendable (String) -> Void) {
+        self.state.withLock { $0.lossObservers.append(observer) }
     }
 
     /// Waits until connected (or closed, or the timeout passes).

@@ -211,12 +211,12 @@ final class RPCBatchLane: Sendable {
     let messageType: String
     let routingKey: String
     private let channel: AMQPChannel
-    private let register: @Sendable (String, (@Sendable (AMQPDelivery) -> Void)?) -> Void
+    private let register: @Sendable (String, RPCClient.ReplyRoute?) -> Void
     private let state: Mutex<State>
     private let batchSize = Recorder(label: "aira_rpc_batch_size")
 
     init(messageType: String, routingKey: String, options: RPCBatch.Options, channel: AMQPChannel,
-         register: @escaping @Sendable (String, (@Sendable (AMQPDelivery) -> Void)?) -> Void) {
+         register: @escaping @Sendable (String, RPCClient.ReplyRoute?) -> Void) {
         self.messageType = messageType
         self.routingKey = routingKey
         self.state = Mutex(State(options: options))
@@ -273,10 +273,11 @@ final class RPCBatchLane: Sendable {
             headers: [AiraHeader.deadline: .int(Int64(deadline.timeIntervalSince1970 * 1000))], persistent: false)
         properties.replyTo = RPCClient.replyQueue
         properties.expiration = String(max(1, remaining.milliseconds))
-        self.register(flight.id) { [weak self] delivery in
+        self.register(flight.id) { [weak self] result in
             // Partial replies belong to streams, never to batches: ignore them.
-            guard delivery.properties.headers[AiraHeader.rpcStatus]?.stringValue != RPCReplyStatus.partial else { return }
-            self?.complete(flight, .success(delivery))
+            if case .success(let delivery) = result,
+               delivery.properties.headers[AiraHeader.rpcStatus]?.stringValue == RPCReplyStatus.partial { return }
+            self?.complete(flight, result)
         }
         let timeout = Duration.milliseconds(remaining.milliseconds)
         flight.timer.withLock {

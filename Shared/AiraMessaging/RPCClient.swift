@@ -14,8 +14,10 @@ public final class RPCClient: Sendable {
 
     private let channel: AMQPChannel
     private let pending = Mutex<[String: CheckedContinuation<AMQPDelivery, any Error>]>([:])
-    /// Streaming calls: every reply (partial and final) goes to the call's handler.
-    private let streams = Mutex<[String: @Sendable (AMQPDelivery) -> Void]>([:])
+    /// Calls answered through a route of their own, streams and batches: every reply (partial and
+    /// final) goes to the route, and so does the failure if the connection is lost first.
+    private let routes = Mutex<[String: ReplyRoute]>([:])
+    typealias ReplyRoute = @Sendable (Result<AMQPDelivery, any Error>) -> Void
     /// Batched calls, one lane per routing key and request type.
     private let lanes = Mutex<[String: RPCBatchLane]>([:])
     private let calls = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "ok")])
@@ -32,6 +34,9 @@ public final class RPCClient: Sendable {
         _ = try await channel.consume(queue: replyQueue, noAck: true) { [weak client] delivery in
             client?.receive(delivery)
         }
+        // Direct replies travel on the connection that sent the request: when it is lost, no call
+        // in flight will hear back. They fail now (503 at the gateway) rather than at their timeout.
+        connection.onConnectionLost { [weak client] why in client?.failAll(RPCCallError.unavailable(.connectionLost(why))) }
         return client
     }
 
@@ -109,7 +114,7 @@ public final class RPCClient: Sendable {
             if let lane = lanes[name] { return lane }
             let lane = RPCBatchLane(messageType: RPCBatch.messageType(of: Request.self), routingKey: routingKey, options: options,
                                     channel: self.channel) { [weak self] id, handler in
-                self?.streams.withLock { $0[id] = handler }
+                self?.routes.withLock { $0[id] = handler }
             }
             lanes[name] = lane
             return lane
@@ -140,10 +145,18 @@ public final class RPCClient: Sendable {
         }
         continuation.onTermination = { [weak self] _ in
             timer.cancel()
-            _ = self?.streams.withLock { $0.removeValue(forKey: callID) }
+            _ = self?.routes.withLock { $0.removeValue(forKey: callID) }
         }
-        self.streams.withLock {
-            $0[callID] = { [weak self] delivery in
+        self.routes.withLock {
+            $0[callID] = { [weak self] result in
+                let delivery: AMQPDelivery
+                switch result {
+                case .success(let d): delivery = d
+                case .failure(let error):
+                    self?.failures.increment()
+                    continuation.finish(throwing: error)
+                    return
+                }
                 let status = delivery.properties.headers[AiraHeader.rpcStatus]?.stringValue
                 do {
                     switch status {
@@ -205,11 +218,25 @@ public final class RPCClient: Sendable {
 
     private func receive(_ delivery: AMQPDelivery) {
         guard let id = delivery.properties.correlationID else { return }
-        if let handler = self.streams.withLock({ $0[id] }) {
-            handler(delivery)
+        if let route = self.routes.withLock({ $0[id] }) {
+            route(.success(delivery))
             return
         }
         self.resume(id, with: .success(delivery))
+    }
+
+    /// Fails every call in flight (the connection they were sent on is gone).
+    private func failAll(_ error: any Error) {
+        let calls = self.pending.withLock { pending in
+            defer { pending = [:] }
+            return Array(pending.values)
+        }
+        let routes = self.routes.withLock { routes in
+            defer { routes = [:] }
+            return Array(routes.values)
+        }
+        for c in calls { c.resume(throwing: error) }
+        for route in routes { route(.failure(error)) }
     }
 
     private func resume(_ id: String, with result: Result<AMQPDelivery, any Error>) {

@@ -1,6 +1,9 @@
 import AiraAMQP
 import AiraMessaging
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Testing
 
 struct EchoRequest: MessageContract {
@@ -106,6 +109,71 @@ struct RPCTests {
         #expect(recorder.count("late") == 0) // dropped unhandled: its caller had given up
         await services.stop()
         await h.tearDown(spec)
+    }
+
+    @Test("the connection is lost with calls in flight: they fail at once as unavailable, not at their timeout; later calls work")
+    func connectionLostInFlight() async throws {
+        let h = try await MessagingHarness.make()
+        let recorder = Recorder()
+        let (spec, services) = serve(h, recorder: recorder)
+        #expect(try await h.waitForConsumers(spec.name))
+        // The client on a connection of its own, which the broker then closes (as a broker
+        // restart or a network cut would); the server keeps its connection.
+        let name = uniqueName("rpc-client")
+        let connection = try await TestServers.connect(name: name)
+        let client = try await RPCClient.open(on: connection)
+        #expect(try await client.call(EchoRequest(text: "before"), routingKey: spec.bindings[0], expecting: EchoResponse.self,
+                                      timeout: .seconds(5)) == EchoResponse(echoed: "BEFORE"))
+
+        let plain = Task {
+            try await client.call(EchoRequest(text: "in-flight", delayMilliseconds: 3000), routingKey: spec.bindings[0],
+                                  expecting: EchoResponse.self, timeout: .seconds(20))
+        }
+        let streamed = Task {
+            for try await _ in client.stream(EchoRequest(text: "streamed", delayMilliseconds: 3000), routingKey: spec.bindings[0],
+                                             partial: EchoResponse.self, expecting: EchoResponse.self, timeout: .seconds(20)) {}
+        }
+        #expect(try await eventually { recorder.count("in-flight") == 1 && recorder.count("streamed") == 1 })
+        try await closeConnection(named: name)
+        let closed = ContinuousClock.now
+        for outcome in [await plain.result.map { _ in () }, await streamed.result] {
+            guard case .failure(RPCCallError.unavailable(.connectionLost)) = outcome else {
+                Issue.record("expected unavailable(connectionLost), got \(outcome)")
+                continue
+            }
+        }
+        #expect(ContinuousClock.now - closed < .seconds(2), "failed at the loss, not at the 20 s timeout")
+
+        // The client reconnects by itself and calls work again.
+        let again = await eventually(timeout: .seconds(15), every: .milliseconds(200)) {
+            (try? await client.call(EchoRequest(text: "after"), routingKey: spec.bindings[0], expecting: EchoResponse.self,
+                                    timeout: .seconds(2))) == EchoResponse(echoed: "AFTER")
+        }
+        #expect(again)
+        await connection.close()
+        await services.stop()
+        await h.tearDown(spec)
+    }
+
+    /// Has the broker close the client connection named `name` (management API).
+    func closeConnection(named name: String) async throws {
+        let url = URLComponents(string: TestServers.environment["AIRA_RABBITMQ_MANAGEMENT_URL"] ?? "http://guest:guest@127.0.0.1:15672")!
+        let base = "http://\(url.host ?? "127.0.0.1"):\(url.port ?? 15672)"
+        let authorization = "Basic " + Data("\(url.user ?? "guest"):\(url.password ?? "guest")".utf8).base64EncodedString()
+        func request(_ method: String, _ path: String) async throws -> Data {
+            var r = URLRequest(url: URL(string: base + path)!)
+            r.httpMethod = method
+            r.setValue(authorization, forHTTPHeaderField: "Authorization")
+            return try await URLSession.shared.data(for: r).0
+        }
+        var target: String?
+        for _ in 0..<50 where target == nil {  // the management API lists a new connection within a few seconds
+            let list = try JSONSerialization.jsonObject(with: try await request("GET", "/api/connections?columns=name,user_provided_name"))
+            target = (list as? [[String: Any]])?.first { $0["user_provided_name"] as? String == name }?["name"] as? String
+            if target == nil { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        let encoded = try #require(target?.addingPercentEncoding(withAllowedCharacters: .alphanumerics))
+        _ = try await request("DELETE", "/api/connections/\(encoded)")
     }
 
     @Test("no server bound: a call fails fast as unavailable")
