@@ -163,8 +163,15 @@ let package = Package(
                           path: "Tests/Benchmarks/AiraBenchAudit", swiftSettings: swiftSettings),
 
         // scripts/bench-scale: a backlog for a worker, and how fast its instances drain it.
-        .executableTarget(name: "aira-bench-backlog", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging", "AiraCore"],
+        .executableTarget(name: "aira-bench-backlog", dependencies: ["AiraWorkload"],
                           path: "Tests/Benchmarks/AiraBenchBacklog", swiftSettings: swiftSettings),
+        // Real work for the workers and its effects, counted: bench-scale and the fault suite.
+        .target(name: "AiraWorkload", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging", "AiraCore",
+                                                    .product(name: "Logging", package: "swift-log")],
+                path: "Tests/Support/AiraWorkload", swiftSettings: swiftSettings),
+        // scripts/chaos: faults injected into a running stack under load, what was lost counted.
+        .executableTarget(name: "aira-chaos", dependencies: ["AiraWorkload"],
+                          path: "Tests/Chaos/AiraChaos", swiftSettings: swiftSettings),
 
         // scripts/bench-analyzer: one nightly run over a synthetic population, 1 and 2 instances.
         .executableTarget(name: "aira-bench-analyzer", dependencies: ["AiraAnalysis", "AiraPostgres", "AiraCore"],
@@ -179,7 +186,7 @@ let package = Package(
         ],
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "AiraIntegrationTests", dependencies: [
-            "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts", "AiraLLM", "AiraAnalysis",
+            "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts", "AiraLLM", "AiraAnalysis", "AiraWorkload",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ],

@@ -2,6 +2,7 @@ import AiraAMQP
 import AiraContracts
 import AiraMessaging
 import AiraPostgres
+import AiraWorkload
 import Foundation
 import Synchronization
 #if canImport(FoundationNetworking)
@@ -9,150 +10,10 @@ import FoundationNetworking
 #endif
 import Testing
 
-/// `scripts/run` as an operator uses it (docs/operations.md), on a stack of the test's own: a
-/// RabbitMQ vhost, ports, run, log, mail and media folders of its own, the executables scripts/test
-/// built (`AIRA_BIN_DIR`).
-final class LocalRun: @unchecked Sendable {
-    let vhost = "aira-ops-\(UUID().uuidString.prefix(8).lowercased())"
-    let directory: URL
-    let portBase: Int
-    let amqpURL: String
-    private let management: (base: String, authorization: String)
-
-    init() async throws {
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("aira-run-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
-        self.portBase = try Self.freePortBase()
-        let base = TestServers.amqpURL ?? "amqp://guest:guest@127.0.0.1:5672/"
-        self.amqpURL = (base.hasSuffix("/") ? base : base + "/") + self.vhost
-        let url = URLComponents(string: TestServers.environment["AIRA_RABBITMQ_MANAGEMENT_URL"] ?? "http://guest:guest@127.0.0.1:15672")!
-        self.management = ("http://\(url.host ?? "127.0.0.1"):\(url.port ?? 15672)",
-                           "Basic " + Data("\(url.user ?? "guest"):\(url.password ?? "guest")".utf8).base64EncodedString())
-        try await self.managementCall("PUT", "/api/vhosts/\(self.vhost)")
-        try await self.managementCall("PUT", "/api/permissions/\(self.vhost)/guest", body: #"{"configure":".*","write":".*","read":".*"}"#)
-    }
-
-    /// A base with the ports this test's stack uses (base+3…+9 and the extra instances' base+20…+25) free.
-    static func freePortBase() throws -> Int {
-        for _ in 0..<50 {
-            let base = Int.random(in: 100...190) * 200
-            let ports = Array(base + 3...base + 9) + Array(base + 20...base + 25)
-            if ports.allSatisfy(portIsFree) { return base }
-        }
-        throw RunError.noPorts
-    }
-
-    static func portIsFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-
-    enum RunError: Error { case noPorts, management(String), status(String) }
-
-    @discardableResult
-    func managementCall(_ method: String, _ path: String, body: String? = nil) async throws -> Data {
-        var request = URLRequest(url: URL(string: self.management.base + path)!)
-        request.httpMethod = method
-        request.setValue(self.management.authorization, forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = body.map { Data($0.utf8) }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status) else { throw RunError.management("\(method) \(path): \(status) \(String(decoding: data, as: UTF8.self))") }
-        return data
-    }
-
-    var environment: [String: String] {
-        var env = TestServers.environment
-        env["AIRA_AMQP_URL"] = self.amqpURL
-        env["AIRA_RUN_DIR"] = self.directory.appendingPathComponent("run").path
-        env["AIRA_LOG_DIR"] = self.directory.appendingPathComponent("logs").path
-        env["AIRA_RUN_MAIL_DIR"] = self.directory.appendingPathComponent("mail").path
-        env["AIRA_MEDIA_DIR"] = self.directory.appendingPathComponent("media").path
-        env["AIRA_RUN_PORT_BASE"] = "\(self.portBase)"
-        env["AIRA_RUN_SMTP_PORT"] = "\(self.portBase + 9)"
-        env["AIRA_SHUTDOWN_TIMEOUT"] = "5s"
-        env["AIRA_LOG_LEVEL"] = "notice"
-        return env
-    }
-
-    var supervisorLog: String {
-        (try? String(contentsOf: self.directory.appendingPathComponent("logs/supervisor.log"), encoding: .utf8)) ?? ""
-    }
-
-    /// Runs `scripts/run ARGS` to its end (within `timeout`); its exit status and output.
-    func run(_ arguments: [String], environment extra: [String: String] = [:], timeout: Duration = .seconds(180)) async throws -> (status: Int32, output: String) {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let output = self.directory.appendingPathComponent("out-\(UUID().uuidString.prefix(6)).txt")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: output)
-        defer { try? handle.close() }
-        // posix_spawn and waitpid, not Foundation's Process: its exit monitoring missed some of
-        // these short-lived children (a reaped-never `bash` left the test waiting).
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, handle.fileDescriptor, 1)
-        posix_spawn_file_actions_adddup2(&actions, handle.fileDescriptor, 2)
-        let argv = ["/bin/bash", root.appendingPathComponent("scripts/run").path] + arguments
-        let envp = self.environment.merging(extra) { $1 }.map { "\($0.key)=\($0.value)" }
-        var pid: pid_t = 0
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnvp = envp.map { strdup($0) } + [nil]
-        defer { (cArgv + cEnvp).forEach { free($0) } }
-        let spawned = posix_spawn(&pid, "/bin/bash", &actions, nil, cArgv, cEnvp)
-        guard spawned == 0 else { throw RunError.status("posix_spawn: \(spawned)") }
-        let deadline = ContinuousClock.now + timeout
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if ContinuousClock.now > deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (exitStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
-    }
-
-    /// `scripts/run status --json`.
-    func status() async throws -> RunStatus {
-        let (_, output) = try await self.run(["status", "--json"], timeout: .seconds(30))
-        guard let data = output.data(using: .utf8), let status = try? JSONDecoder().decode(RunStatus.self, from: data) else {
-            throw RunError.status(output)
-        }
-        return status
-    }
-
-    func instances(_ service: String) async throws -> [RunStatus.Instance] {
-        try await self.status().instances.filter { $0.service == service }
-    }
-
-    /// A connection to the stack's vhost.
-    func connect() async throws -> AMQPConnection {
-        var c = try AMQPConfiguration(url: self.amqpURL, connectionName: "aira-test-ops")
-        c.reconnectBackoff = .milliseconds(100)
-        return try await AMQPConnection.connect(configuration: c, logger: TestServers.logger)
-    }
-
-    /// Stops whatever the test started (the test's own stop comes first; this is the safety net).
-    func tearDown() async {
-        _ = try? await self.run(["stop"], timeout: .seconds(120))
-        _ = try? await self.managementCall("DELETE", "/api/vhosts/\(self.vhost)")
-        try? FileManager.default.removeItem(at: self.directory)
-    }
-
+extension LocalRun {
+    /// A stack for one test, torn down afterwards; the supervisor's log goes into a failure.
     static func with(_ body: (LocalRun) async throws -> Void) async throws {
-        let run = try await LocalRun()
+        let run = try await LocalRun(environment: TestServers.environment)
         do {
             try await body(run)
         } catch {
@@ -169,27 +30,6 @@ final class Flag: Sendable {
     private let raised = Atomic<Bool>(false)
     var isRaised: Bool { self.raised.load(ordering: .relaxed) }
     func raise() { self.raised.store(true, ordering: .relaxed) }
-}
-
-/// What `scripts/run status --json` prints.
-struct RunStatus: Decodable {
-    struct Supervisor: Decodable { var running: Bool; var pid: Int32? }
-    struct Instance: Decodable {
-        var service: String
-        var instance: String
-        var port: Int
-        var state: String
-        var pid: Int32?
-        var restarts: Int
-        var alive: Bool
-        var ready: String
-        var queues: [String]
-        var last_exit: String?
-    }
-    struct Queue: Decodable { var queue: String; var depth: Int; var consumers: Int; var consumed_by: [String] }
-    var supervisor: Supervisor
-    var instances: [Instance]
-    var queues: [Queue]
 }
 
 @Suite("scripts/run: supervise, scale, status, stop", .serialized, .enabled(if: TestServers.available && TestServers.environment["AIRA_BIN_DIR"] != nil))
