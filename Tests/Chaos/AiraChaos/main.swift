@@ -284,11 +284,11 @@ for name in chosen {
     do {
         switch name {
         case "kill-audit-writer":
-            outcomes.append(try await killWorker("audit-writer", kind: .audit, count: short ? 2_000 : 10_000, perSecond: short ? 200 : 500))
+            outcomes.append(try await killWorker("audit-writer", kind: .audit, count: short ? 3_000 : 10_000, perSecond: short ? 200 : 500))
         case "kill-email-worker":
-            outcomes.append(try await killWorker("email-worker", kind: .email, count: short ? 400 : 10_000, perSecond: short ? 40 : 150))
+            outcomes.append(try await killWorker("email-worker", kind: .email, count: short ? 600 : 10_000, perSecond: short ? 40 : 150))
         case "kill-thumbnail-worker":
-            outcomes.append(try await killWorker("thumbnail-worker", kind: .thumbnail, count: short ? 120 : 10_000, perSecond: short ? 12 : 30))
+            outcomes.append(try await killWorker("thumbnail-worker", kind: .thumbnail, count: short ? 180 : 10_000, perSecond: short ? 12 : 30))
         default:
             outcomes.append(try await killRabbitMQ(count: short ? 3_000 : 10_000, perSecond: short ? 150 : 300))
         }
