@@ -121,22 +121,33 @@ func settle(_ work: Workload, count: Int, timeout: Duration) async throws -> Wor
     return try await work.effects()
 }
 
-func newStack(_ name: String) async throws -> LocalRun {
+/// Runs `body` on a stack of its own, stopped and removed (vhost, folders) afterwards, whatever happens.
+func withStack(_ name: String, _ body: (LocalRun) async throws -> Outcome) async throws -> Outcome {
     let directory = dataDirectory.appendingPathComponent("chaos/\(name)")
     try? FileManager.default.removeItem(at: directory)
     let stack = try await LocalRun(prefix: "aira-chaos", environment: environment, directory: directory)
     // Each kill is the instance's first crash in a row once it has run 3 s: restarted after 1 s,
     // so the next kill lands while the stream still runs.
     stack.extraEnvironment["AIRA_RUN_STABLE_AFTER"] = "3s"
-    return stack
+    do {
+        let outcome = try await body(stack)
+        await stack.tearDown()
+        return outcome
+    } catch {
+        log("failed: \(error); supervisor log:\n\(stack.supervisorLog.suffix(2000))")
+        await stack.tearDown()
+        throw error
+    }
 }
 
 /// kill -9 of a worker three times while a stream of its work arrives; the supervisor restarts it.
 func killWorker(_ service: String, kind: Workload.Kind, count: Int, perSecond: Int) async throws -> Outcome {
+    try await withStack("kill-\(service)") { stack in try await killWorker(service, kind: kind, count: count, perSecond: perSecond, stack: stack) }
+}
+
+func killWorker(_ service: String, kind: Workload.Kind, count: Int, perSecond: Int, stack: LocalRun) async throws -> Outcome {
     var outcome = Outcome(name: "kill -9 \(service)", load: "\(count) \(kind.rawValue) messages at \(perSecond)/s",
                           faults: "SIGKILL ×3 (at 25/50/75 % of the stream)")
-    let stack = try await newStack("kill-\(service)")
-    defer { Task { await stack.tearDown() } }
     let up = try await stack.run(["--detach", "--only", service])
     guard up.status == 0 else { throw ChaosError("\(service) did not start:\n\(up.output.suffix(2000))") }
     let work = Workload(kind: kind, tag: "chaos_\(kind.rawValue)_\(UUID().uuidString.prefix(6).lowercased())", database: database,
@@ -188,13 +199,15 @@ func killWorker(_ service: String, kind: Workload.Kind, count: Int, perSecond: I
 /// clients call the gateway: confirmed messages all stored, every service back without a restart,
 /// the gateway answering 503 (not 500, not a hang) while the broker is gone.
 func killRabbitMQ(count: Int, perSecond: Int) async throws -> Outcome {
+    try await withStack("kill-rabbitmq") { stack in try await killRabbitMQ(count: count, perSecond: perSecond, stack: stack) }
+}
+
+func killRabbitMQ(count: Int, perSecond: Int, stack: LocalRun) async throws -> Outcome {
     var outcome = Outcome(name: "kill -9 RabbitMQ, restart", load: "\(count) audit messages at \(perSecond)/s + gateway calls every 100 ms",
                           faults: "SIGKILL to the broker at 30 %, started again 5 s later")
-    let stack = try await newStack("kill-rabbitmq")
     // The calls are failed logins from one address: limits above them, so each answer is the path's own.
     stack.extraEnvironment.merge(["AIRA_RATE_LIMIT_AUTH": "100000/1m", "AIRA_RATE_LIMIT_AUTH_IP": "100000/1m",
                                   "AIRA_TRUST_FORWARDED_FOR": "true"]) { $1 }
-    defer { Task { await stack.tearDown() } }
     let up = try await stack.run(["--detach", "--only", "gateway,auth,audit-writer"])
     guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
     let work = Workload(kind: .audit, tag: "chaos_broker_\(UUID().uuidString.prefix(6).lowercased())", database: database,
