@@ -34,53 +34,31 @@ final class Flag: Sendable {
 
 @Suite("scripts/run: supervise, scale, status, stop", .serialized, .enabled(if: TestServers.available && TestServers.environment["AIRA_BIN_DIR"] != nil))
 struct OperatorLoopTests {
-    /// Publishes `count` events at a steady pace, or fewer if `until` is raised first; returns how many were confirmed.
+    /// Work for the stack: its audit events or mails, counted where they land.
+    static func work(_ kind: Workload.Kind, _ run: LocalRun, database: PostgresClient) -> Workload {
+        Workload(kind: kind, tag: "ops_\(kind.rawValue)_\(UUID().uuidString.prefix(6).lowercased())", database: database,
+                 mediaRoot: run.directory.appendingPathComponent("media"), mailDirectory: run.directory.appendingPathComponent("mail"))
+    }
+
+    /// Publishes `count` pieces of work at a steady pace, each confirmed before the next (a
+    /// stream, not a burst), or fewer if `until` is raised first; returns how many.
     @discardableResult
-    static func publishAudit(_ run: LocalRun, type: String, count: Int, perSecond: Int, until: Flag = Flag()) async throws -> Int {
+    static func stream(_ work: Workload, _ run: LocalRun, count: Int, perSecond: Int, until: Flag = Flag()) async throws -> Int {
         let connection = try await run.connect()
         defer { Task { await connection.close() } }
         let publisher = try await MessagePublisher.open(on: connection)
-        try await AuditEvent.queue.declare(on: publisher.channel)
         let start = ContinuousClock.now
         for i in 0..<count {
             if until.isRaised { return i }
-            // Confirmed one by one, at a steady pace: a stream, not a burst.
-            let event = AuditEvent(id: "\(type)-\(i)", type: type, userId: nil)
-            _ = try await publisher.publish(event, routingKey: event.routingKey, messageID: event.id)
+            try await work.publish(i, on: publisher)
             let due = start + .milliseconds(i * 1000 / perSecond)
             if ContinuousClock.now < due { try await Task.sleep(until: due) }
         }
         return count
     }
 
-    static func publishMail(_ run: LocalRun, tag: String, count: Int, perSecond: Int, until: Flag) async throws -> Int {
-        let connection = try await run.connect()
-        defer { Task { await connection.close() } }
-        let publisher = try await MessagePublisher.open(on: connection)
-        try await EmailMessage.queue.declare(on: publisher.channel)
-        let start = ContinuousClock.now
-        for i in 0..<count {
-            if until.isRaised { return i }
-            let to = "\(tag)-\(i)@example.com"
-            _ = try await publisher.publish(EmailMessage(to: to, template: "welcome", parameters: ["email": to]),
-                                            routingKey: EmailMessage.routingKey, messageID: "\(tag)-\(i)")
-            let due = start + .milliseconds(i * 1000 / perSecond)
-            if ContinuousClock.now < due { try await Task.sleep(until: due) }
-        }
-        return count
-    }
-
-    /// Mails the development SMTP server stored, per recipient.
-    static func mails(_ run: LocalRun, tag: String) -> [String: Int] {
-        let dir = run.directory.appendingPathComponent("mail")
-        var counts: [String: Int] = [:]
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where file.hasSuffix(".json") {
-            guard let data = try? Data(contentsOf: dir.appendingPathComponent(file)),
-                  let mail = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let to = mail["rcptTo"] as? [String] else { continue }
-            for r in to where r.hasPrefix(tag) { counts[r, default: 0] += 1 }
-        }
-        return counts
+    static func database() -> PostgresClient {
+        PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 1))
     }
 
     @Test("a worker killed with SIGKILL is restarted and consuming again within seconds; one that keeps crashing is left down and reported")
@@ -105,10 +83,12 @@ struct OperatorLoopTests {
             #expect(run.supervisorLog.contains("aira-audit-writer#1 exited unexpectedly (killed by SIGKILL"))
 
             // Consuming, not just running: events published now are stored.
-            let type = "ops_back_\(UUID().uuidString.prefix(6).lowercased())"
-            try await Self.publishAudit(run, type: type, count: 200, perSecond: 2000)
+            let db = Self.database()
+            defer { Task { await db.shutdown() } }
+            let events = Self.work(.audit, run, database: db)
+            try await Self.stream(events, run, count: 200, perSecond: 2000)
             let stored = try await eventually(timeout: .seconds(20), every: .milliseconds(200)) {
-                try await AuditWriterTests.stored(type: type).rows == 200
+                try await events.effects().distinct == 200
             }
             #expect(stored)
 
@@ -208,12 +188,13 @@ struct OperatorLoopTests {
         try await LocalRun.with { run in
             let up = try await run.run(["--detach", "--only", "audit-writer,email-worker"])
             try #require(up.status == 0, "scripts/run --detach failed:\n\(up.output.suffix(3000))")
-            let type = "ops_scale_\(UUID().uuidString.prefix(6).lowercased())"
-            let tag = "ops-\(UUID().uuidString.prefix(6).lowercased())"
+            let db = Self.database()
+            defer { Task { await db.shutdown() } }
+            let (auditWork, mailWork) = (Self.work(.audit, run, database: db), Self.work(.email, run, database: db))
             // Both streams run until every scaling step is done (at most 20,000 events and 1,000 mails).
             let scaled = Flag()
-            async let audit = Self.publishAudit(run, type: type, count: 20_000, perSecond: 400, until: scaled)
-            async let mail = Self.publishMail(run, tag: tag, count: 1_000, perSecond: 12, until: scaled)
+            async let audit = Self.stream(auditWork, run, count: 20_000, perSecond: 400, until: scaled)
+            async let mail = Self.stream(mailWork, run, count: 1_000, perSecond: 12, until: scaled)
 
             var steps: [String] = []
             for (service, count) in [("audit-writer", 3), ("email-worker", 3), ("audit-writer", 1), ("email-worker", 0),
@@ -231,16 +212,17 @@ struct OperatorLoopTests {
                     "the streams ended before the scaling did: \(events) events, \(mails) mails")
 
             let stored = try await eventually(timeout: .seconds(60), every: .milliseconds(250)) {
-                try await AuditWriterTests.stored(type: type).rows >= events
+                try await auditWork.effects().distinct >= events
             }
-            let rows = try await AuditWriterTests.stored(type: type)
-            #expect(stored && rows.rows == events && rows.distinct == events, "\(rows) of \(events); \(steps)")
-            let delivered = await eventually(timeout: .seconds(60), every: .milliseconds(250)) {
-                Self.mails(run, tag: tag).count >= mails
+            let rows = try await auditWork.effects()
+            #expect(stored && rows.distinct == events, "\(rows) of \(events) events; \(steps)")
+            let delivered = try await eventually(timeout: .seconds(60), every: .milliseconds(250)) {
+                try await mailWork.effects().distinct >= mails
             }
-            let counts = Self.mails(run, tag: tag)
-            #expect(delivered && counts.count == mails, "\(counts.count) of \(mails) mails; \(steps)")
-            #expect(counts.values.allSatisfy { $0 == 1 }, "doubled: \(counts.filter { $0.value > 1 })")
+            try await Task.sleep(for: .seconds(1))  // a mail sent twice would land after its first copy
+            let sent = try await mailWork.effects()
+            #expect(delivered && sent.distinct == mails, "\(sent) of \(mails) mails; \(steps)")
+            #expect(sent.duplicated == 0, "mails sent twice: \(sent)")
             // Drained (the management API's figures trail by up to its 5 s statistics interval).
             var queues: [RunStatus.Queue] = []
             let drained = try await eventually(timeout: .seconds(20), every: .milliseconds(500)) {
