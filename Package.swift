@@ -170,7 +170,7 @@ let package = Package(
                                                     .product(name: "Logging", package: "swift-log")],
                 path: "Tests/Support/AiraWorkload", swiftSettings: swiftSettings),
         // scripts/chaos: faults injected into a running stack under load, what was lost counted.
-        .executableTarget(name: "aira-chaos", dependencies: ["AiraWorkload"],
+        .executableTarget(name: "aira-chaos", dependencies: ["AiraWorkload", .product(name: "AsyncHTTPClient", package: "async-http-client")],
                           path: "Tests/Chaos/AiraChaos", swiftSettings: swiftSettings),
 
         // scripts/bench-analyzer: one nightly run over a synthetic population, 1 and 2 instances.

@@ -98,13 +98,14 @@ struct AnswerStore: Sendable {
     }
 
     /// Takes the lead for `key`, or waits (bounded by `flightWait` and `deadline`) for the
-    /// instance that has it.
-    func join(_ key: CacheKey, deadline: Date) async -> Flight {
+    /// instance that has it. `token` names the attempt: a redelivered question (its instance
+    /// died holding the lead) finds its own token on the lock and leads again at once, instead
+    /// of waiting for a leader that is gone.
+    func join(_ key: CacheKey, deadline: Date, token: String = MessageID.random()) async -> Flight {
         let lock = Self.lockKey(key)
-        let token = MessageID.random()
         let lease = max(1000, Int64(deadline.timeIntervalSinceNow * 1000))
         do {
-            if try await self.redis.send(["SET", lock, token, "NX", "PX", String(lease)]).string == "OK" { return .lead(token: token) }
+            if try await self.redis.eval(Self.leadScript, keys: [lock], args: [token, String(lease)]).int == 1 { return .lead(token: token) }
             let until = min(deadline.addingTimeInterval(-0.2), Date().addingTimeInterval(self.flightWait.seconds))
             while Date() < until {
                 try await Task.sleep(for: .milliseconds(15))
@@ -139,6 +140,13 @@ struct AnswerStore: Sendable {
     static func lockKey(_ key: CacheKey) -> String { "gpt:flight:\(key.model):\(key.version):\(key.digest)" }
     static func resultKey(_ key: CacheKey) -> String { "gpt:flight-result:\(key.model):\(key.version):\(key.digest)" }
 
+    /// Takes the lock, or finds it already this attempt's: 1; held by another: 0.
+    static let leadScript = RedisScript("""
+        if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1 end
+        return 0
+        """)
+
     static let finishScript = RedisScript("""
         if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', 30) end
         if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -149,15 +157,15 @@ struct AnswerStore: Sendable {
 
     /// Counts one question against today's quota: `INCR`, then compare; the first count of
     /// the day sets the key to expire at the reset time. Over the limit: not counted, nil.
-    func consumeQuota(user: UUID, limit: Int, now: Date = Date()) async -> QuotaStatus? {
+    /// `charge` names the attempt: a second delivery of the same question (after a crash) finds
+    /// its charge (kept until the reset) and is not counted again.
+    func consumeQuota(user: UUID, limit: Int, charge: String, now: Date = Date()) async -> QuotaStatus? {
         let (key, reset) = Self.quotaKey(user: user, now: now)
         do {
-            let used = Int(try await self.redis.eval(Self.quotaScript, keys: [key], args: [String(Int64(reset.timeIntervalSince1970))]).int ?? 0)
-            guard used <= limit else {
-                _ = try? await self.redis.send("DECR", key)
-                return nil
-            }
-            return QuotaStatus(used: used, limit: limit, resetAt: reset)
+            let reply = try await self.redis.eval(Self.quotaScript, keys: [key, Self.chargeKey(charge)],
+                                                  args: [String(Int64(reset.timeIntervalSince1970)), String(limit)]).int ?? 0
+            guard reply > 0 else { return nil }
+            return QuotaStatus(used: Int(reply), limit: limit, resetAt: reset)
         } catch {
             self.degraded("quota", error)
             guard let used = self.localQuota.consume(key, limit: limit) else { return nil }
@@ -179,10 +187,16 @@ struct AnswerStore: Sendable {
     }
 
     /// Gives a question back (the upstream failed: the user is not charged).
-    func refundQuota(user: UUID, now: Date = Date()) async {
+    func refundQuota(user: UUID, charge: String, now: Date = Date()) async {
         let (key, _) = Self.quotaKey(user: user, now: now)
-        do { _ = try await self.redis.send("DECR", key) } catch { self.localQuota.refund(key) }
+        do {
+            _ = try await self.redis.pipeline([["DECR", key], ["DEL", Self.chargeKey(charge)]])
+        } catch {
+            self.localQuota.refund(key)
+        }
     }
+
+    static func chargeKey(_ charge: String) -> String { "gpt:charge:\(charge)" }
 
     /// `gpt:quota:{user}:{yyyymmdd}` for the UTC day of `now`, and the next midnight UTC.
     static func quotaKey(user: UUID, now: Date) -> (String, Date) {
@@ -191,9 +205,14 @@ struct AnswerStore: Sendable {
         return ("gpt:quota:\(user.lowercasedString):\(utcDayStamp(daysSinceEpoch: day))", reset)
     }
 
+    /// KEYS: the day's count, this attempt's charge. ARGV: the reset (epoch seconds), the limit.
+    /// Returns the count (charged now, or already by an earlier delivery), or 0 over the limit.
     static let quotaScript = RedisScript("""
+        if redis.call('EXISTS', KEYS[2]) == 1 then return tonumber(redis.call('GET', KEYS[1]) or '1') end
         local n = redis.call('INCR', KEYS[1])
         if n == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+        if n > tonumber(ARGV[2]) then redis.call('DECR', KEYS[1]); return 0 end
+        redis.call('SET', KEYS[2], '1', 'EXAT', ARGV[1])
         return n
         """)
 

@@ -45,6 +45,9 @@ struct GPTService: Sendable {
         let key: CacheKey
         let quotaKey: String
         let resetAt: Date
+        /// The same for every delivery of this question's RPC message (its id and the question's
+        /// digest): a redelivery after a crash is charged once and leads its own flight again.
+        let attemptID: String
     }
 
     func ask(_ request: AskRequest, context: MessageContext) async throws -> AskResponse {
@@ -143,8 +146,9 @@ struct GPTService: Sendable {
         if let c = request.conversationId { messages = await self.store.history(user: request.userId, conversation: c) + messages }
         let key = CacheKey(model: model, version: self.cacheVersion, messages: messages, parameters: request.parameters)
         let (quotaKey, resetAt) = AnswerStore.quotaKey(user: request.userId, now: Date())
+        let messageID = context.messageID.isEmpty ? MessageID.random() : context.messageID
         return Question(request: request, started: started, deadline: deadline, model: model, limit: limit, messages: messages,
-                        key: key, quotaKey: quotaKey, resetAt: resetAt)
+                        key: key, quotaKey: quotaKey, resetAt: resetAt, attemptID: "\(messageID):\(key.digest)")
     }
 
     /// 1. A cached answer (free: it costs nothing, so it does not count against the quota).
@@ -159,7 +163,7 @@ struct GPTService: Sendable {
     private func answerFresh(_ question: Question, context: MessageContext) async throws -> AskResponse {
         let request = question.request
         let (key, deadline, limit, resetAt) = (question.key, question.deadline, question.limit, question.resetAt)
-        guard let quota = await self.store.consumeQuota(user: request.userId, limit: limit) else {
+        guard let quota = await self.store.consumeQuota(user: request.userId, limit: limit, charge: question.attemptID) else {
             throw RPCErrorReply(code: GPTError.quotaExceeded,
                                 message: "daily question quota of \(limit) used up; it resets at \(iso8601(resetAt))",
                                 details: ["limit": String(limit), "resetAt": iso8601(resetAt)])
@@ -173,13 +177,13 @@ struct GPTService: Sendable {
                 completion = try await self.upstream.complete(upstreamRequest, deadline: deadline, onDelta: onDelta)
             } else {
                 completion = try await self.local.run(key.description) {
-                    try await self.distributed(key, upstreamRequest, deadline: deadline, onDelta: onDelta)
+                    try await self.distributed(key, upstreamRequest, deadline: deadline, attemptID: question.attemptID, onDelta: onDelta)
                 } follower: { completion in
                     if request.stream { try? context.sendPartialReply(AskChunk(delta: completion.text)) }
                 }
             }
         } catch {
-            await self.store.refundQuota(user: request.userId)
+            await self.store.refundQuota(user: request.userId, charge: question.attemptID)
             throw error
         }
         return try await self.finish(request, messages: question.messages, completion: completion, cached: false, quota: quota,
@@ -187,9 +191,9 @@ struct GPTService: Sendable {
     }
 
     /// Leads or follows the question across instances; the leader caches the answer.
-    private func distributed(_ key: CacheKey, _ request: ChatCompletionRequest, deadline: Date,
+    private func distributed(_ key: CacheKey, _ request: ChatCompletionRequest, deadline: Date, attemptID: String,
                              onDelta: (@Sendable (String) async -> Void)?) async throws -> Completion {
-        switch await self.store.join(key, deadline: deadline) {
+        switch await self.store.join(key, deadline: deadline, token: attemptID) {
         case .answered(let completion):
             if let onDelta { await onDelta(completion.text) }
             return completion

@@ -714,6 +714,7 @@ enum OpenAPI {
                 "413": {$ref: "#/components/responses/Error"}
                 "415": {$ref: "#/components/responses/Error"}
                 "503": {$ref: "#/components/responses/Error"}
+                "507": {description: "The media storage is full (insufficient_storage, Retry-After); nothing was kept", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
           /api/videos/{id}:
             get:
               summary: A video with its processing status and thumbnail URL

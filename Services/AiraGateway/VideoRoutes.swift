@@ -85,9 +85,9 @@ struct VideoRoutes: Sendable {
         let relative = ThumbnailJob.uploadPath(for: id)
         let final = "\(self.mediaRoot)/\(relative)"
         let partial = final + ".part"
-        try await FileSystem.shared.createDirectory(at: FilePath("\(self.mediaRoot)/uploads"), withIntermediateDirectories: true)
         let meter = UploadMeter(limit: self.maxUploadBytes)
         do {
+            try await FileSystem.shared.createDirectory(at: FilePath("\(self.mediaRoot)/uploads"), withIntermediateDirectories: true)
             try await self.fileIO.writeFile(contents: request.body.map { try meter.pass($0) }, path: partial, context: context)
             guard meter.total > 0 else { throw APIError.badRequest("empty_upload", "the body is empty: send the file as the request body") }
             guard let type = meter.mediaType ?? MediaType.sniff(meter.head) else { throw Self.unsupported }
@@ -98,6 +98,10 @@ struct VideoRoutes: Sendable {
             // The file writer wraps what the body stream threw: the meter knows why it stopped.
             if let rejection = meter.rejection { throw rejection }
             if error is APIError { throw error }
+            if Self.outOfSpace(error) {
+                context.logger.error("media volume full: upload refused", metadata: ["error": "\(error)", "bytes": "\(meter.total)"])
+                throw Self.insufficientStorage
+            }
             context.logger.warning("upload failed", metadata: ["error": "\(error)"])
             throw APIError(status: .badRequest, code: "upload_failed", message: "the upload did not complete")
         }
@@ -136,6 +140,26 @@ struct VideoRoutes: Sendable {
 
     static let unsupported = APIError(status: .unsupportedMediaType, code: "unsupported_media_type",
                                       message: "the content is not a supported image or video (\(MediaType.accepted))")
+
+    /// The media volume is full (or its quota used up): the server's condition, not the client's
+    /// mistake. Nothing of the upload is kept; the client may try again later.
+    static let insufficientStorage = APIError(status: .init(code: 507, reasonPhrase: "Insufficient Storage"), code: "insufficient_storage",
+                                              message: "the media storage is full: the upload was not stored; try again later",
+                                              headers: [.retryAfter: "60"])
+
+    /// Whether `error` (or what it wraps) is ENOSPC or EDQUOT from a system call.
+    static func outOfSpace(_ error: any Error) -> Bool {
+        var next: (any Error)? = error
+        while let current = next {
+            if let io = current as? IOError { return io.errnoCode == ENOSPC || io.errnoCode == EDQUOT }
+            guard let fileSystemError = current as? FileSystemError else { return false }
+            if let call = fileSystemError.cause as? FileSystemError.SystemCallError {
+                return call.errno.rawValue == ENOSPC || call.errno.rawValue == EDQUOT
+            }
+            next = fileSystemError.cause
+        }
+        return false
+    }
 
     func get(_ request: Request, context: GatewayContext) async throws -> Response {
         let id = try ContentContext.pathID(context, what: "video")

@@ -247,6 +247,15 @@ browser_tools() {
 }
 servers_stop() { rabbit_stop; redis_stop; pg_replica_stop; pg_stop; }
 
+# Schemathesis (the fault suite's fuzz-api case), in the project's venv (after python_tools).
+fuzz_tools() {
+  local venv="$AIRA_DATA/venv"
+  if ! "$venv/bin/python" -c "import schemathesis" 2>/dev/null; then
+    log "installing schemathesis into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis>=4.3,<5"
+  fi
+}
+
 # The official `openai` Python package, in a virtualenv under .data/ (the GPT tests use it as
 # a client against the gateway). Exports AIRA_OPENAI_PYTHON.
 # The Python tools (in .data/venv): the official `openai` package (a client in the GPT tests)

@@ -108,6 +108,35 @@ public final class LocalRun: @unchecked Sendable {
     /// Runs `scripts/NAME ARGS` with the stack's environment to its end (within `timeout`).
     public func script(_ name: String, _ arguments: [String], environment extra: [String: String] = [:],
                        timeout: Duration = .seconds(180)) async throws -> (status: Int32, output: String) {
+        let child = try self.spawn("/bin/bash", [Self.root.appendingPathComponent("scripts/\(name)").path] + arguments, environment: extra)
+        return try await child.wait(timeout: timeout)
+    }
+
+    /// A child process with the stack's environment (plus `extra`), its output (stdout and
+    /// stderr) to a file of the stack's; `wait` for its end, or kill it first.
+    public struct Child: Sendable {
+        public let pid: pid_t
+        public let output: URL
+
+        /// Waits for the exit (SIGKILL after `timeout`): its status (128 + signal when killed)
+        /// and its output.
+        public func wait(timeout: Duration = .seconds(180)) async throws -> (status: Int32, output: String) {
+            let deadline = ContinuousClock.now + timeout
+            var status: Int32 = 0
+            while waitpid(self.pid, &status, WNOHANG) == 0 {
+                if ContinuousClock.now > deadline {
+                    kill(self.pid, SIGKILL)
+                    waitpid(self.pid, &status, 0)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            return (exitStatus, (try? String(contentsOf: self.output, encoding: .utf8)) ?? "")
+        }
+    }
+
+    public func spawn(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Child {
         let output = self.directory.appendingPathComponent("out-\(UUID().uuidString.prefix(6)).txt")
         FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
@@ -120,26 +149,15 @@ public final class LocalRun: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, handle.fileDescriptor, 1)
         posix_spawn_file_actions_adddup2(&actions, handle.fileDescriptor, 2)
-        let argv = ["/bin/bash", Self.root.appendingPathComponent("scripts/\(name)").path] + arguments
+        let argv = [executable] + arguments
         let envp = self.environment.merging(extra) { $1 }.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let cArgv = argv.map { strdup($0) } + [nil]
         let cEnvp = envp.map { strdup($0) } + [nil]
         defer { (cArgv + cEnvp).forEach { free($0) } }
-        let spawned = posix_spawn(&pid, "/bin/bash", &actions, nil, cArgv, cEnvp)
-        guard spawned == 0 else { throw RunError.status("posix_spawn: \(spawned)") }
-        let deadline = ContinuousClock.now + timeout
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if ContinuousClock.now > deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (exitStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+        let spawned = posix_spawn(&pid, executable, &actions, nil, cArgv, cEnvp)
+        guard spawned == 0 else { throw RunError.status("posix_spawn \(executable): \(spawned)") }
+        return Child(pid: pid, output: output)
     }
 
     /// `scripts/run status --json`.
