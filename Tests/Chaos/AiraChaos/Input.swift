@@ -17,8 +17,7 @@ func garbageAMQP() async throws -> Outcome {
     try await withStack("garbage-amqp") { stack in
         var outcome = Outcome(name: "garbage AMQP on every queue", load: "3 hostile messages on each consumer queue",
                               faults: "not JSON; JSON of the wrong shape; an unknown message type")
-        let up = try await stack.run(["--detach", "--only", "auth,gpt-proxy,audit-writer,thumbnail-worker,email-worker,analyzer"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("auth,gpt-proxy,audit-writer,thumbnail-worker,email-worker,analyzer")
         let connection = try await stack.connect()
         let publisher = try await MessagePublisher.open(on: connection)
         let queues = AiraTopology.consumerQueues().map(\.name)
@@ -79,8 +78,7 @@ func replayKilled(count: Int, rate: Int) async throws -> Outcome {
     try await withStack("replay-killed") { stack in
         var outcome = Outcome(name: "replay killed, run again", load: "\(count) audit events in audit.events.dlq, replayed at \(rate)/s",
                               faults: "SIGKILL to aira-admin dlq replay at 40 %")
-        let up = try await stack.run(["--detach", "--only", "audit-writer"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("audit-writer")
         let work = Workload(kind: .audit, tag: "chaos_replay_\(UUID().uuidString.prefix(6).lowercased())", database: database,
                             mediaRoot: URL(fileURLWithPath: stack.environment["AIRA_MEDIA_DIR"]!))
         // Dead letters as the writer leaves them: the event, its id, a reason.
@@ -89,7 +87,7 @@ func replayKilled(count: Int, rate: Int) async throws -> Outcome {
         let dlq = DeadLetterQueues.deadLetterQueue(for: AuditEvent.queue.name)
         for i in 0..<count {
             let event = AuditEvent(id: work.messageID(i), type: work.tag, userId: nil, ip: "10.3.\(i % 250).1", attributes: ["n": String(i)])
-            try await publisher.publishRaw(exchange: "", routingKey: dlq, body: try event.encoded(),
+            try await publisher.publishRaw(exchange: "", routingKey: dlq, body: event.encoded(),
                                            properties: AMQPProperties(contentType: "application/json",
                                                                       headers: [AiraHeader.error: .string("chaos: parked for the replay case"),
                                                                                 AiraHeader.errorType: .string("chaos")],
@@ -133,8 +131,7 @@ func hostileHTTP(slowClients: Int, duration: Duration) async throws -> Outcome {
         var outcome = Outcome(name: "hostile HTTP", load: "a user's GET /api/users/me every 50 ms",
                               faults: "a 200-KiB header; 5,000 headers; a 100-KiB URL; 10-MiB bodies (with and without Content-Length); \(slowClients) slow-loris connections for \(seconds(duration))")
         stack.extraEnvironment.merge(floodSettings) { $1 }
-        let up = try await stack.run(["--detach", "--only", "gateway,auth"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("gateway,auth")
         let port = stack.portBase
         let email = "chaos-http-\(UUID().uuidString.prefix(6).lowercased())@chaos.example"
         let user = try await signUpAndLogIn(port: port, email: email)
@@ -250,8 +247,7 @@ func fuzzAPI(examples: Int) async throws -> Outcome {
         var outcome = Outcome(name: "OpenAPI fuzzing (Schemathesis)", load: "up to \(examples) generated cases per operation, as a signed-in ADMIN",
                               faults: "schema-driven and schema-violating requests")
         stack.extraEnvironment.merge(floodSettings) { $1 }
-        let up = try await stack.run(["--detach", "--only", "gateway,auth,gpt-proxy,mock-llm"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("gateway,auth,gpt-proxy,mock-llm")
         let port = stack.portBase
         let email = "chaos-fuzz-\(UUID().uuidString.prefix(6).lowercased())@chaos.example"
         // An ADMIN, so that the operator routes are fuzzed too (promoted, then signed in again).

@@ -22,8 +22,7 @@ func killRabbitMQ(count: Int, perSecond: Int, stack: LocalRun) async throws -> O
     // The calls are failed logins from one address: limits above them, so each answer is the path's own.
     stack.extraEnvironment.merge(["AIRA_RATE_LIMIT_AUTH": "100000/1m", "AIRA_RATE_LIMIT_AUTH_IP": "100000/1m",
                                   "AIRA_TRUST_FORWARDED_FOR": "true"]) { $1 }
-    let up = try await stack.run(["--detach", "--only", "gateway,auth,audit-writer"])
-    guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+    try await stack.start("gateway,auth,audit-writer")
     let work = Workload(kind: .audit, tag: "chaos_broker_\(UUID().uuidString.prefix(6).lowercased())", database: database,
                         mediaRoot: URL(fileURLWithPath: stack.environment["AIRA_MEDIA_DIR"]!))
     let (confirmed, retried) = (Counter(), Counter())
@@ -156,8 +155,7 @@ func redisDown(outage: Duration, around: Duration) async throws -> Outcome {
                               load: "a login, a cached and an uncached GPT question through the gateway, each every 100 ms",
                               faults: "SIGKILL to Redis, started again \(seconds(outage)) later")
         stack.extraEnvironment.merge(floodSettings) { $1 }
-        let up = try await stack.run(["--detach", "--only", "gateway,auth,gpt-proxy,mock-llm"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("gateway,auth,gpt-proxy,mock-llm")
         let tag = "chaos-redis-\(UUID().uuidString.prefix(6).lowercased())"
         let port = stack.portBase
         let email = "\(tag)@chaos.example"
@@ -228,8 +226,7 @@ func postgresDown(count: Int, perSecond: Int, outage: Duration) async throws -> 
     try await withStack("postgres-down") { stack in
         var outcome = Outcome(name: "PostgreSQL down \(seconds(outage))", load: "\(count) audit messages at \(perSecond)/s",
                               faults: "PostgreSQL stopped (immediate) at 20 %, started again \(seconds(outage)) later")
-        let up = try await stack.run(["--detach", "--only", "audit-writer"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("audit-writer")
         let work = Workload(kind: .audit, tag: "chaos_pg_\(UUID().uuidString.prefix(6).lowercased())", database: database,
                             mediaRoot: URL(fileURLWithPath: stack.environment["AIRA_MEDIA_DIR"]!))
         let (confirmed, retried) = (Counter(), Counter())
@@ -287,8 +284,7 @@ func diskFull() async throws -> Outcome {
         let mounted = try await stack.spawn("/bin/mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", media]).wait(timeout: .seconds(10))
         guard mounted.status == 0 else { throw ChaosError("cannot mount a tmpfs on \(media) (root needed): \(mounted.output)") }
         defer { _ = try? stack.spawn("/bin/umount", ["-l", media]) }
-        let up = try await stack.run(["--detach", "--only", "gateway,auth"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("gateway,auth")
         let email = "chaos-disk-\(UUID().uuidString.prefix(6).lowercased())@chaos.example"
         let user = try await signUpAndLogIn(port: stack.portBase, email: email)
         // An MP4's head (sniffed), padded to 1 MiB.

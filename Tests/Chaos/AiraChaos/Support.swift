@@ -214,3 +214,12 @@ struct ChaosError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+
+extension LocalRun {
+    /// `scripts/run --detach --only SERVICES`, ready when it returns; the output's tail in the
+    /// error when something did not start.
+    func start(_ services: String) async throws {
+        let up = try await self.run(["--detach", "--only", services])
+        guard up.status == 0 else { throw ChaosError("\(services) did not start:\n\(up.output.suffix(2000))") }
+    }
+}

@@ -17,8 +17,7 @@ func killWorker(_ service: String, kind: Workload.Kind, count: Int, perSecond: I
 func killWorker(_ service: String, kind: Workload.Kind, count: Int, perSecond: Int, stack: LocalRun) async throws -> Outcome {
     var outcome = Outcome(name: "kill -9 \(service)", load: "\(count) \(kind.rawValue) messages at \(perSecond)/s",
                           faults: "SIGKILL ×3 (at 25/50/75 % of the stream)")
-    let up = try await stack.run(["--detach", "--only", service])
-    guard up.status == 0 else { throw ChaosError("\(service) did not start:\n\(up.output.suffix(2000))") }
+    try await stack.start(service)
     let work = Workload(kind: kind, tag: "chaos_\(kind.rawValue)_\(UUID().uuidString.prefix(6).lowercased())", database: database,
                         mediaRoot: URL(fileURLWithPath: stack.environment["AIRA_MEDIA_DIR"]!),
                         mailDirectory: stack.directory.appendingPathComponent("mail"), clip: environment["CHAOS_CLIP"])
@@ -93,8 +92,7 @@ func killAuth(count: Int, perSecond: Int) async throws -> Outcome {
         var outcome = Outcome(name: "kill -9 auth", load: "\(count) sign-ups through the gateway at \(perSecond)/s",
                               faults: "SIGKILL ×3 (at 25/50/75 % of the stream)")
         stack.extraEnvironment.merge(floodSettings) { $1 }
-        let up = try await stack.run(["--detach", "--only", "gateway,auth"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("gateway,auth")
         let tag = "chaos-auth-\(UUID().uuidString.prefix(6).lowercased())"
         let port = stack.portBase
         let (done, statuses, retried, existed) = (Counter(), Tally(), Counter(), Counter())
@@ -142,8 +140,7 @@ func killGPTProxy(count: Int, perSecond: Int) async throws -> Outcome {
         var outcome = Outcome(name: "kill -9 gpt-proxy", load: "\(count) distinct GPT questions through the gateway at \(perSecond)/s",
                               faults: "SIGKILL ×3 (at 25/50/75 % of the stream)")
         stack.extraEnvironment.merge(floodSettings) { $1 }
-        let up = try await stack.run(["--detach", "--only", "gateway,auth,gpt-proxy,mock-llm"])
-        guard up.status == 0 else { throw ChaosError("the stack did not start:\n\(up.output.suffix(2000))") }
+        try await stack.start("gateway,auth,gpt-proxy,mock-llm")
         let tag = "chaos-gpt-\(UUID().uuidString.prefix(6).lowercased())"
         let port = stack.portBase
         let user = try await signUpAndLogIn(port: port, email: "\(tag)@chaos.example")
