@@ -54,6 +54,7 @@ let package = Package(
         .target(name: "AiraPostgres", dependencies: [
             "CLibPQ", "AiraCore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], path: "Shared/AiraPostgres", swiftSettings: swiftSettings),
         // Contracts, topology, consumer runtime with retry tiers and dead letters, publisher, RPC.
         .target(name: "AiraMessaging", dependencies: [
@@ -67,6 +68,7 @@ let package = Package(
             "AiraPostgres",
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], path: "Shared/AiraAccounts", swiftSettings: swiftSettings),
         // Access tokens (EdDSA JWT, verified locally) and rotating refresh tokens in Redis.
         .target(name: "AiraTokens", dependencies: [

@@ -26,7 +26,8 @@ do {
     let bcryptThreads = try env.int("AIRA_BCRYPT_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
     let pool = NIOThreadPool(numberOfThreads: bcryptThreads)
     pool.start()
-    let hasher = PasswordHasher(cost: UInt8(cost), pool: pool)
+    let hasher = PasswordHasher(cost: UInt8(cost), niceness: Int32(try env.int("AIRA_BCRYPT_NICE", default: 10, range: 0...19)),
+                                pool: pool)
 
     let redis = RedisClient(configuration: try settings.redisConfiguration())
     let database = PostgresClient(configuration: settings.postgresConfiguration())

@@ -1,6 +1,7 @@
 import AiraAccounts
 import AiraContracts
 import AiraMessaging
+import AiraServiceKit
 import AiraTokens
 import Foundation
 import HTTPTypes
@@ -17,6 +18,7 @@ struct AuthRoutes: Sendable {
     let accounts: AccountStore
     let bodyLimit: Int
     let credentialsTimeout: Duration
+    var credentialsLimit: AdaptiveLimit? = nil
     let sessionsTimeout: Duration
     var browser = BrowserSession()
 
@@ -26,7 +28,8 @@ struct AuthRoutes: Sendable {
     struct PasswordBody: Decodable { var currentPassword: String; var newPassword: String }
 
     private func target(_ routingKey: String, bcrypt: Bool) -> ServiceCalls.Target {
-        bcrypt ? .init(queue: AuthRPC.credentials.name, routingKey: routingKey, timeout: self.credentialsTimeout)
+        bcrypt ? .init(queue: AuthRPC.credentials.name, routingKey: routingKey, timeout: self.credentialsTimeout,
+                       adaptive: self.credentialsLimit)
             : .init(queue: AuthRPC.sessions.name, routingKey: routingKey, timeout: self.sessionsTimeout)
     }
 

@@ -44,7 +44,7 @@ struct HTTPMetricsMiddleware: RouterMiddleware {
         } catch {
             let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
             let metrics = self.cache.endpoint(context.endpointPath ?? "NotFound", request.method, status)
-            metrics.requests.increment()
+            metrics.record(since: start)  // error answers' time too: shed load must be answered fast
             metrics.errors.increment()
             active.decrement()
             throw error

@@ -1,6 +1,7 @@
 import AiraAMQP
 import AiraCore
 import AiraMessaging
+import AiraServiceKit
 import Foundation
 import Logging
 import Metrics
@@ -70,6 +71,8 @@ struct ServiceCalls: Sendable {
         var timeout: Duration
         /// Plain calls may share messages (``RPCBatch``); streams never do.
         var batching: RPCBatch.Options? = nil
+        /// Calls whose capacity is small and slow (bcrypt) are admitted by a learned limit.
+        var adaptive: AdaptiveLimit? = nil
     }
 
     /// Refuses at once (503) when nobody consumes the target queue or this gateway is at its
@@ -86,6 +89,29 @@ struct ServiceCalls: Sendable {
     ) async throws -> Response {
         try self.admit(target)
         defer { self.inFlight.leave() }
+        guard let adaptive = target.adaptive else { return try await self.send(request, to: target, context: context) }
+        guard adaptive.enter() else {
+            throw APIError.unavailable("the \(target.queue) service is at capacity, try again shortly", retryAfter: adaptive.retryAfter)
+        }
+        let started = ContinuousClock.now
+        do {
+            let response: Response = try await self.send(request, to: target, context: context)
+            adaptive.leave(latency: .now - started)
+            return response
+        } catch let error as APIError {
+            // A reply (even an error reply) measures capacity; a refusal before sending does not.
+            let answered = error.status != .serviceUnavailable
+            adaptive.leave(latency: answered ? .now - started : nil, timedOut: error.status == .gatewayTimeout)
+            throw error
+        } catch {
+            adaptive.leave(latency: nil)
+            throw error
+        }
+    }
+
+    private func send<Request: MessageContract, Response: Decodable & Sendable>(
+        _ request: Request, to target: Target, context: GatewayContext
+    ) async throws -> Response {
         do {
             if let batching = target.batching {
                 return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,

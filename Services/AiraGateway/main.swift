@@ -41,10 +41,19 @@ do {
     let connection = try await ServiceHost.connectBroker(settings, logger: logger)
     let presence = ConsumerPresence(connection: connection, queues: [AuthRPC.credentials.name, AuthRPC.sessions.name, GPTRPC.queue.name],
                                     logger: logger)
+    let maxInFlight = try env.int("AIRA_MAX_IN_FLIGHT", default: 512, range: 1...100_000)
     let calls = ServiceCalls(client: try await RPCClient.open(on: connection), presence: presence,
-                             inFlight: InFlightLimit(limit: try env.int("AIRA_MAX_IN_FLIGHT", default: 512, range: 1...100_000)))
+                             inFlight: InFlightLimit(limit: maxInFlight))
+    let credentialsTimeout = try env.duration("AIRA_AUTH_CREDENTIALS_TIMEOUT", default: .seconds(10))
+    // bcrypt calls are admitted by a learned limit (AdaptiveLimit); 0s turns it off.
+    let credentialsTarget = try env.duration("AIRA_AUTH_CREDENTIALS_TARGET_LATENCY", default: credentialsTimeout / 4)
+    let credentialsLimit = credentialsTarget > .zero
+        ? AdaptiveLimit(queue: AuthRPC.credentials.name,
+                        options: .init(targetLatency: credentialsTarget, initial: min(16, maxInFlight), minimum: min(2, maxInFlight),
+                                       maximum: maxInFlight))
+        : nil
     let auth = AuthRoutes(calls: calls, accounts: AccountStore(database: database), bodyLimit: bodyLimit,
-                          credentialsTimeout: try env.duration("AIRA_AUTH_CREDENTIALS_TIMEOUT", default: .seconds(10)),
+                          credentialsTimeout: credentialsTimeout, credentialsLimit: credentialsLimit,
                           sessionsTimeout: try env.duration("AIRA_AUTH_SESSIONS_TIMEOUT", default: .seconds(5)),
                           browser: BrowserSession(
                               maxAge: Int(try env.duration("AIRA_REFRESH_TOKEN_TTL", default: .seconds(30 * 86_400)).components.seconds),
@@ -71,6 +80,7 @@ do {
         var c = settings.postgresConfiguration()
         c.url = url
         c.applicationName = "aira-gateway-read"
+        c.poolName = "replica"
         return PostgresClient(configuration: c)
     }
     let reads = PostgresReadRouter(primary: database, replica: readReplica,
@@ -130,6 +140,7 @@ do {
         Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: .init(string: OpenAPI.document)))
     }
     let api = router.group("/api")
+        .add(middleware: AdmissionMiddleware(limit: try env.int("AIRA_MAX_ACTIVE_REQUESTS", default: 4096, range: 1...1_000_000)))
     let user = Authenticate(verifier: verifier)
     api.group("/auth").add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.auth))
         .post("/signup", use: auth.signup)

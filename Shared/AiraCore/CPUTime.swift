@@ -36,6 +36,13 @@ public enum CPUTime {
         return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / Self.ticksPerSecond
     }
 
+    /// Resident memory of this process in bytes (/proc/self/statm), 0 if unreadable.
+    public static func residentBytes() -> Int {
+        let fields = Self.read("/proc/self/statm").split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     private static func read(_ path: String) -> String {

@@ -11,6 +11,8 @@ public struct PostgresConfiguration: Sendable, Hashable {
     /// Tests run in their own schema.
     public var searchPath: String?
     public var applicationName: String
+    /// The `pool` label of the pool's metrics (`primary`, `replica`).
+    public var poolName: String = "primary"
 
     public init(url: String, poolSize: Int = 8, leaseTimeout: Duration = .seconds(2), queryTimeout: Duration = .seconds(30),
                 connectTimeoutSeconds: Int = 2, searchPath: String? = nil, applicationName: String = "aira") {

@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -62,8 +63,10 @@ public enum ObservabilityRoutes {
             return Self.json(ready ? .ok : .serviceUnavailable, body)
         }
         let allocator = Allocator.Gauges(registry: registry)
+        let process = ProcessGauges(registry: registry)
         router.get("/metrics") { _, _ in
             allocator.update()
+            process.update()
             var buffer = ByteBuffer()
             buffer.writeBytes(registry.emitToBuffer())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -75,5 +78,34 @@ public enum ObservabilityRoutes {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// The process's own figures under Prometheus's standard names, read at each scrape:
+/// `process_cpu_seconds_total` (user + system; exposed as a gauge, use `rate()`),
+/// `process_resident_memory_bytes`, `process_start_time_seconds`.
+struct ProcessGauges: Sendable {
+    let cpu, resident, start: Prometheus.Gauge
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.cpu = registry.makeGauge(name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds")
+        self.resident = registry.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes")
+        self.start = registry.makeGauge(name: "process_start_time_seconds", help: "Start time of the process since the Unix epoch, in seconds")
+        self.start.set(Date().timeIntervalSince1970 - ProcessInfo.processInfo.systemUptime
+                       + Self.uptimeAtStart)
+    }
+
+    /// The process's start relative to boot, from /proc/self/stat (field 22, clock ticks).
+    private static var uptimeAtStart: Double {
+        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return ProcessInfo.processInfo.systemUptime }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let ticks = Double(fields[19]) else { return ProcessInfo.processInfo.systemUptime }
+        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    func update() {
+        self.cpu.set(CPUTime.process(getpid()))
+        self.resident.set(Int64(CPUTime.residentBytes()))
     }
 }

@@ -271,3 +271,12 @@ python_tools() {
   export AIRA_PYTHON="$venv/bin/python"
   export AIRA_SMTP_SERVER_SCRIPT="$AIRA_ROOT/scripts/lib/smtp_server.py"
 }
+
+# Locust and matplotlib (scripts/load), in the project's venv (after python_tools).
+load_tools() {
+  local venv="$AIRA_DATA/venv"
+  if ! "$venv/bin/python" -c "import locust, matplotlib" 2>/dev/null; then
+    log "installing locust and matplotlib into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "locust>=2.30,<3" "matplotlib>=3.8,<4"
+  fi
+}
