@@ -21,6 +21,13 @@ struct GPTService: Sendable {
 
     private static let asked = Counter(label: "aira_gpt_questions_total", dimensions: [("cached", "false")])
     private static let askedCached = Counter(label: "aira_gpt_questions_total", dimensions: [("cached", "true")])
+    private static let quotaRejected = Counter(label: "aira_gpt_quota_rejections_total")
+
+    /// Creates the metrics at zero, so dashboards and alerts see them before the first event.
+    static func exposeMetrics() {
+        _ = (Self.asked, Self.askedCached, Self.quotaRejected)
+        Upstream.exposeMetrics()
+    }
 
     var routes: RPCRoutes {
         var routes = RPCRoutes()
@@ -164,6 +171,7 @@ struct GPTService: Sendable {
         let request = question.request
         let (key, deadline, limit, resetAt) = (question.key, question.deadline, question.limit, question.resetAt)
         guard let quota = await self.store.consumeQuota(user: request.userId, limit: limit, charge: question.attemptID) else {
+            Self.quotaRejected.increment()
             throw RPCErrorReply(code: GPTError.quotaExceeded,
                                 message: "daily question quota of \(limit) used up; it resets at \(iso8601(resetAt))",
                                 details: ["limit": String(limit), "resetAt": iso8601(resetAt)])

@@ -53,6 +53,9 @@ struct Upstream: Sendable {
     private static let retried = Counter(label: "aira_gpt_upstream_retries_total")
     private static let latency = Timer(label: "aira_gpt_upstream_duration_seconds")
 
+    /// Creates the metrics at zero, so dashboards and alerts see them before the first event.
+    static func exposeMetrics() { _ = (Self.calls, Self.failures, Self.retried, Self.latency) }
+
     /// A failed attempt: whether another may help, and what to tell the caller if not.
     struct AttemptError: Error {
         var retriable: Bool

@@ -47,6 +47,7 @@ do {
         let trail = AuditTrail(publisher: publisher,
                                options: try AuditTrail.Options.from(env, defaults: .init(maxBatch: 1000, maxDelay: .milliseconds(100))),
                                logger: logger)
+        GPTService.exposeMetrics()
         let service = GPTService(
             upstream: Upstream(configuration: upstreamConfiguration, http: http, slots: AsyncLimiter(limit: concurrency), logger: logger),
             store: store, cacheVersion: env.string("AIRA_GPT_CACHE_VERSION", default: "1"),

@@ -7,6 +7,7 @@ AIRA_DATA="${AIRA_DATA:-$AIRA_ROOT/.data}"
 AIRA_AMQP_PORT="${AIRA_AMQP_PORT:-5672}"
 AIRA_AMQP_DIST_PORT="${AIRA_AMQP_DIST_PORT:-25672}"
 AIRA_AMQP_MGMT_PORT="${AIRA_AMQP_MGMT_PORT:-15672}"
+AIRA_RABBITMQ_PROMETHEUS_PORT="${AIRA_RABBITMQ_PROMETHEUS_PORT:-15692}"
 AIRA_REDIS_PORT="${AIRA_REDIS_PORT:-6379}"
 AIRA_PG_PORT="${AIRA_PG_PORT:-5432}"
 AIRA_PG_REPLICA_PORT="${AIRA_PG_REPLICA_PORT:-5433}"
@@ -73,11 +74,15 @@ rabbit_env() {
   # Schedulers that sleep when idle instead of spinning (+sbwt none ...): on a small shared
   # machine the spinning took CPU from the services beside the broker (docs/operations.md).
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} ${AIRA_RABBITMQ_ERL_ARGS-+sbwt none +sbwtdcpu none +sbwtdio none}"
-  [ -f "$d/enabled_plugins" ] || echo '[rabbitmq_management].' > "$d/enabled_plugins"
+  # The management API (scripts/run status, aira-admin) and Prometheus metrics per queue
+  # (:15692/metrics/per-object, what the dashboards and alert rules read).
+  echo '[rabbitmq_management,rabbitmq_prometheus].' > "$d/enabled_plugins"
   cat > "$d/rabbitmq.conf" <<CONF
 listeners.tcp.default = 127.0.0.1:$AIRA_AMQP_PORT
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $AIRA_AMQP_MGMT_PORT
+prometheus.tcp.ip = 127.0.0.1
+prometheus.tcp.port = $AIRA_RABBITMQ_PROMETHEUS_PORT
 loopback_users.guest = true
 log.console = false
 log.file.level = warning

@@ -89,6 +89,9 @@ class Service:
 SERVICES = [
     Service("mock-llm", "aira-mock-llm", 10, consumes=False, helper=True),
     Service("smtp-dev", "smtp-dev", -1, consumes=False, helper=True),
+    # Prometheus (Debian's), with scripts/run --observe: scrapes every instance (the targets
+    # file below follows scaling) and RabbitMQ, and evaluates compose/prometheus/alerts.yml.
+    Service("prometheus", "prometheus", -1, consumes=False, helper=True),
     Service("auth", "aira-auth", 1),
     Service("gpt-proxy", "aira-gpt-proxy", 2),
     Service("gateway", "aira-gateway", 0, consumes=False),  # only its own RPC reply queues
@@ -104,6 +107,32 @@ EXTRA_PORTS = range(PORT_BASE + 20, PORT_BASE + 120)
 
 def smtp_port() -> int:
     return int(ENV.get("AIRA_RUN_SMTP_PORT", "1025"))
+
+
+def prometheus_port() -> int:
+    return int(ENV.get("AIRA_RUN_PROMETHEUS_PORT", "9090"))
+
+
+TARGETS = os.path.join(RUN_DIR, "prometheus-targets.json")
+
+
+def prometheus_config() -> str:
+    """Prometheus's configuration for the local stack (written next to the state file)."""
+    rules = os.path.join(ROOT, "compose/prometheus/alerts.yml")
+    rabbit = f"127.0.0.1:{ENV.get('AIRA_RABBITMQ_PROMETHEUS_PORT', '15692')}"
+    path = os.path.join(RUN_DIR, "prometheus.yml")
+    with open(path, "w") as f:
+        f.write(f"""# Written by scripts/run --observe (scripts/lib/supervisor.py); compose has its own.
+global: {{scrape_interval: {ENV.get('AIRA_RUN_SCRAPE_INTERVAL', '5s')}, evaluation_interval: 15s}}
+rule_files: [{json.dumps(rules)}]
+scrape_configs:
+  - job_name: aira
+    file_sd_configs: [{{files: [{json.dumps(TARGETS)}], refresh_interval: 5s}}]
+  - job_name: rabbitmq
+    metrics_path: /metrics/per-object
+    static_configs: [{{targets: [{json.dumps(rabbit)}]}}]
+""")
+    return path
 
 
 def service_named(name: str) -> Service:
@@ -245,6 +274,13 @@ class Supervisor:
         with open(tmp, "w") as f:
             json.dump(state, f, indent=1)
         os.replace(tmp, STATE)
+        # What Prometheus scrapes (file service discovery): every Aira instance, labelled with
+        # its executable as `service` — the label the dashboards group by.
+        targets = [{"targets": [f"127.0.0.1:{i.port}"], "labels": {"service": i.service.executable, "aira_instance": i.name}}
+                   for i in self.instances if not i.service.helper and i.state in ("starting", "running")]
+        with open(TARGETS + ".tmp", "w") as f:
+            json.dump(targets, f, indent=1)
+        os.replace(TARGETS + ".tmp", TARGETS)
 
     # -- one instance --
 
@@ -265,6 +301,12 @@ class Supervisor:
             python = ENV.get("AIRA_PYTHON", sys.executable)
             script = ENV.get("AIRA_SMTP_SERVER_SCRIPT", os.path.join(ROOT, "scripts/lib/smtp_server.py"))
             return [python, script, "--port", str(inst.port), "--dir", mail], env
+        if inst.service.name == "prometheus":
+            storage = os.path.join(DATA, "prometheus")
+            os.makedirs(storage, exist_ok=True)
+            return [ENV.get("AIRA_PROMETHEUS_BIN", "prometheus"), f"--config.file={prometheus_config()}",
+                    f"--storage.tsdb.path={storage}", "--storage.tsdb.retention.time=7d",
+                    f"--web.listen-address=127.0.0.1:{inst.port}", "--web.cors.origin=.*"], env
         return [os.path.join(self.bin_dir, inst.service.executable)], env
 
     async def spawn(self, inst: Instance) -> None:
@@ -334,6 +376,8 @@ class Supervisor:
             port = service.first_port if index == 1 and service.first_port not in taken else None
             if service.name == "smtp-dev":
                 port = smtp_port()
+            if service.name == "prometheus":
+                port = prometheus_port()
         if port is None:
             port = next((p for p in EXTRA_PORTS if p not in taken and port_free(p)), None)
             if port is None:
@@ -582,8 +626,9 @@ def ready(inst: dict) -> str:
                 return "ready"
         except OSError:
             return "no answer"
+    path = "/-/ready" if inst["service"] == "prometheus" else "/health/ready"
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{inst['port']}/health/ready", timeout=2) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{inst['port']}{path}", timeout=2) as r:
             return "ready" if r.status == 200 else f"not ready ({r.status})"
     except urllib.error.HTTPError as e:
         try:
@@ -815,6 +860,8 @@ def main() -> int:
                     wanted = not ENV.get("AIRA_GPT_UPSTREAM_URL") and (only is None or "gpt-proxy" in only)
                 elif s.name == "smtp-dev":
                     wanted = not ENV.get("AIRA_SMTP_HOST") and (only is None or "email-worker" in only)
+                elif s.name == "prometheus":
+                    wanted = ENV.get("AIRA_RUN_OBSERVE") == "1"
                 else:
                     wanted = only is None or s.name in only
                 if wanted:
