@@ -183,3 +183,87 @@ func killGPTProxy(count: Int, perSecond: Int) async throws -> Outcome {
         return outcome
     }
 }
+
+/// kill -9 of the analyzer three times during a nightly run over `users` active users (in a
+/// schema of the case's own); the supervisor restarts it, the run resumes (analyzer.md,
+/// "Failures"). Each user must end with exactly one result for the day, and the run completed.
+func killAnalyzer(users: Int) async throws -> Outcome {
+    try await withStack("kill-analyzer") { stack in
+        var outcome = Outcome(name: "kill -9 analyzer", load: "a nightly run over \(users) active users, fanned out at \(max(100, users / 20))/s",
+                              faults: "SIGKILL ×3 (at 25/50/75 % of the users analysed), each time to the lock holder")
+        let schema = "chaos_analyzer_\(UUID().uuidString.prefix(6).lowercased())"
+        try await database.query("CREATE SCHEMA \(identifier: schema)")
+        defer { Task { try? await database.query("DROP SCHEMA \(identifier: schema) CASCADE") } }
+        stack.extraEnvironment["AIRA_DATABASE_SCHEMA"] = schema
+        stack.extraEnvironment["AIRA_ANALYZER_LOCK_PREFIX"] = "\(schema):lock:"
+        stack.extraEnvironment["AIRA_ANALYZER_CATCH_UP_DAYS"] = "0"  // only the run asked for below
+        stack.extraEnvironment["AIRA_ANALYZER_CHECK_INTERVAL"] = "500ms"
+        stack.extraEnvironment["AIRA_ANALYZER_TIMEZONE"] = "UTC"
+        // The fan-out paced to take about 20 s, so each kill lands mid-run — on the instance that
+        // holds the day's lock and publishes the jobs; a short lock lets the restarted one take over.
+        stack.extraEnvironment["AIRA_ANALYSIS_FANOUT_RATE"] = "\(max(100, users / 20))"
+        stack.extraEnvironment["AIRA_ANALYSIS_FANOUT_BATCH"] = "100"
+        stack.extraEnvironment["AIRA_ANALYZER_LOCK_TTL"] = "5s"
+        try await stack.start("analyzer")  // scripts/run migrates the schema first
+
+        // `users` users, each active on the day and on some of the 28 before it.
+        let day = "2020-01-29"
+        let scoped = PostgresClient(configuration: PostgresConfiguration(url: database.configuration.url, poolSize: 2,
+                                                                         queryTimeout: .seconds(300), searchPath: schema))
+        defer { Task { await scoped.shutdown() } }
+        try await scoped.query("""
+            INSERT INTO users (id, email, password_hash)
+            SELECT md5(\(schema) || '-user-' || i)::uuid, 'analysed-' || i || '@chaos.invalid', 'x' FROM generate_series(1, \(users)) AS i
+            """)
+        try await scoped.query("""
+            INSERT INTO audit_log (message_id, type, user_id, occurred_at, attributes)
+            SELECT 'c-' || d || '-' || k || '-' || u.id, k, u.id, \(day)::date - d + interval '10 hours',
+                   CASE k WHEN 'gpt.asked' THEN jsonb_build_object('question', 'how do I learn topic ' || (abs(hashtext(u.id::text)) % 40))
+                          ELSE '{}'::jsonb END
+            FROM users u CROSS JOIN generate_series(0, 27) AS d CROSS JOIN (VALUES ('login'), ('gpt.asked')) AS e(k)
+            WHERE d = 0 OR abs(hashtext(u.id::text || d::text)) % 3 = 0
+            """)
+        try await scoped.query("ANALYZE")
+
+        let admin = try stack.spawn("\(binDirectory)/aira-admin", ["analysis", "run", "--date", day, "--timezone", "UTC"],
+                                    environment: ["AIRA_DATABASE_SCHEMA": schema])
+        let asked = try await admin.wait(timeout: .seconds(60))
+        guard asked.status == 0 else { throw ChaosError("aira-admin analysis run: \(asked.output)") }
+
+        // Progress: results stored for the day, polled.
+        let analysed = Counter()
+        let polling = Task {
+            while !Task.isCancelled {
+                if let n: Int = try? await scoped.query("SELECT count(*) AS n FROM analysis_results WHERE day = \(day)::date").first?.decode("n") {
+                    analysed.add(n - analysed.current)
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        defer { polling.cancel() }
+        let atKill = try await killRepeatedly("analyzer", stack: stack, total: users, progress: { analysed.current },
+                                              failures: &outcome.failures)
+        // Settled: the run completed (or the time is up).
+        let giveUp = ContinuousClock.now + .seconds(max(180, users / 20))
+        var status = ""
+        while ContinuousClock.now < giveUp {
+            status = (try? await scoped.query("SELECT status FROM analysis_runs WHERE day = \(day)::date").first?.decode("status")) ?? ""
+            if status == "completed" { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        let rows: Int = try await scoped.query("SELECT count(*) AS n FROM analysis_results WHERE day = \(day)::date").first?.decode("n") ?? 0
+        let distinct: Int = try await scoped.query("SELECT count(DISTINCT user_id) AS n FROM analysis_results WHERE day = \(day)::date")
+            .first?.decode("n") ?? 0
+        outcome.sent = users
+        outcome.effects = rows
+        outcome.lost = users - distinct
+        outcome.duplicated = rows - distinct
+        if status != "completed" { outcome.failures.append("the run is \(status.isEmpty ? "missing" : status), not completed") }
+        let after = try await stack.instances("analyzer")
+        outcome.notes.append("killed after \(atKill.map(String.init).joined(separator: ", ")) users analysed; restarts "
+                             + "\(after.map(\.restarts).reduce(0, +)); run \(status)")
+        if after.first?.restarts != atKill.count { outcome.failures.append("restarts \(after.first?.restarts ?? -1), expected \(atKill.count)") }
+        _ = try await stack.run(["stop"])
+        return outcome
+    }
+}

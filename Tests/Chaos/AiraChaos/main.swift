@@ -5,7 +5,7 @@
 // duplicated, 5xx. Exit 1 when any case lost, doubled or answered 5xx where it must not.
 //
 //   aira-chaos [--short] [CASE ...]      (default: every case)
-//     workers killed:   kill-audit-writer kill-email-worker kill-thumbnail-worker kill-auth kill-gpt-proxy
+//     workers killed:   kill-audit-writer kill-email-worker kill-thumbnail-worker kill-auth kill-gpt-proxy kill-analyzer
 //     servers down:     kill-rabbitmq redis-down postgres-down disk-full
 //     operators:        replay-killed
 //     hostile input:    garbage-amqp hostile-http fuzz-api
@@ -28,7 +28,7 @@ import Synchronization
 var arguments = Array(CommandLine.arguments.dropFirst())
 let short = arguments.contains("--short")
 arguments.removeAll { $0 == "--short" }
-let allCases = ["kill-audit-writer", "kill-email-worker", "kill-thumbnail-worker", "kill-auth", "kill-gpt-proxy", "kill-rabbitmq",
+let allCases = ["kill-audit-writer", "kill-email-worker", "kill-thumbnail-worker", "kill-auth", "kill-gpt-proxy", "kill-analyzer", "kill-rabbitmq",
                 "redis-down", "postgres-down", "disk-full", "replay-killed", "garbage-amqp", "hostile-http", "fuzz-api"]
 let chosen = arguments.isEmpty ? allCases : arguments
 if let unknown = chosen.first(where: { !allCases.contains($0) }) {
@@ -51,6 +51,8 @@ for name in chosen {
             outcomes.append(try await killAuth(count: short ? 1_000 : 10_000, perSecond: short ? 50 : 100))
         case "kill-gpt-proxy":
             outcomes.append(try await killGPTProxy(count: short ? 1_000 : 10_000, perSecond: short ? 50 : 100))
+        case "kill-analyzer":
+            outcomes.append(try await killAnalyzer(users: short ? 3_000 : 10_000))
         case "kill-rabbitmq":
             outcomes.append(try await killRabbitMQ(count: short ? 3_000 : 10_000, perSecond: short ? 150 : 300))
         case "redis-down":
