@@ -94,6 +94,11 @@ public final class AdaptiveLimit: Sendable {
         self.inFlightGauge.record(inFlight)
     }
 
-    /// Seconds a refused client should wait: about the time the admitted calls take to clear.
-    public var retryAfter: Int { max(1, Int((self.options.targetLatency / .seconds(1)).rounded(.up))) }
+    /// Seconds a refused client should wait: about the time the admitted calls take to clear,
+    /// plus up to as much again at random, so that a crowd refused together does not come back
+    /// together (target 2.5 s: 3–6 s).
+    public var retryAfter: Int {
+        let base = max(1, Int((self.options.targetLatency / .seconds(1)).rounded(.up)))
+        return base + Int.random(in: 0...base)
+    }
 }

@@ -60,6 +60,6 @@ struct AdaptiveLimitTests {
             l.leave(latency: nil, timedOut: true, now: t0 + .seconds(4 + 2 * i))
         }
         #expect(l.limit == 2)
-        #expect(l.retryAfter == 2)
+        for _ in 0..<20 { #expect((2...4).contains(l.retryAfter)) }  // the target, plus up to as much at random
     }
 }
