@@ -770,6 +770,7 @@ def soak(host: str, report: Report) -> None:
             self.address = fake_address(self.rng)
             self.token_at = time.time()
             self.headers = {"Authorization": f"Bearer {self.access}", "X-Forwarded-For": self.address}
+            self.my_playlists: list[str] = []
 
         def on_request_start(self):
             """As a client does: a new token pair before the access token expires."""
@@ -782,8 +783,6 @@ def soak(host: str, report: Report) -> None:
                 self.access, self.refresh_token = pair["accessToken"], pair["refreshToken"]
                 self.token_at = time.time()
                 self.headers = {"Authorization": f"Bearer {self.access}", "X-Forwarded-For": self.address}
-            self.playlists: list[str] = []
-            self.n = 0
 
         @task(6)
         def me(self):
@@ -799,7 +798,6 @@ def soak(host: str, report: Report) -> None:
         @task(1)
         def new_question(self):
             self.on_request_start()
-            self.n += 1
             self.client.post("/api/gpt/qna", json={"question": f"Explain idea {self.rng.getrandbits(64):x}, please."},
                              headers=self.headers, name="qna (new)")
 
@@ -807,19 +805,19 @@ def soak(host: str, report: Report) -> None:
         def playlists(self):
             self.on_request_start()
             self.client.get("/api/playlists?owner=me&limit=20", headers=self.headers, name="playlists (mine)")
-            if self.playlists:
-                self.client.get(f"/api/playlists/{self.rng.choice(self.playlists)}", headers=self.headers,
+            if self.my_playlists:
+                self.client.get(f"/api/playlists/{self.rng.choice(self.my_playlists)}", headers=self.headers,
                                 name="playlist")
 
         @task(1)
         def create_playlist(self):
             self.on_request_start()
-            if len(self.playlists) >= 20:
+            if len(self.my_playlists) >= 20:
                 return
             r = self.client.post("/api/playlists", json={"title": f"soak {self.rng.getrandbits(32):x}"},
                                  headers=self.headers, name="playlist (create)")
             if r.status_code == 201:
-                self.playlists.append(r.json()["id"])
+                self.my_playlists.append(r.json()["id"])
 
         @task(3)
         def videos(self):
