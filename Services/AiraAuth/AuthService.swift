@@ -4,6 +4,7 @@ import AiraCore
 import AiraMessaging
 import AiraRedis
 import AiraTokens
+import Crypto
 import Foundation
 import Logging
 import Metrics
@@ -51,19 +52,30 @@ struct AuthService: Sendable {
         let email = try Self.checked { try EmailAddress.normalize(request.email) }
         try Self.checked { try PasswordPolicy.check(request.password, email: email) }
         let hash = try await self.hasher.hash(request.password)
+        // The account's id comes from the request's message id, so the same request delivered
+        // again (this process died after the insert, before the acknowledgement) finds the account
+        // it made and finishes the sign-up instead of answering "taken" to the person who made it.
+        let id = Self.accountID(forSignup: context.messageID)
         let account: Account
         do {
-            account = try await self.accounts.create(email: email, passwordHash: hash, role: .user)
+            account = try await self.accounts.create(id: id, email: email, passwordHash: hash, role: .user)
         } catch AccountStore.StoreError.emailTaken {
-            throw RPCErrorReply(code: AuthError.emailTaken, message: "an account with this email already exists")
+            guard let own = try await self.accounts.find(email: email), own.id == id else {
+                throw RPCErrorReply(code: AuthError.emailTaken, message: "an account with this email already exists")
+            }
+            context.logger.notice("sign-up delivered again: finishing the account it made", metadata: ["user_id": "\(id.lowercasedString)"])
+            account = own
         }
         let token = OpaqueToken.random(prefix: "ev_")
         let tokenKey = Self.verificationKey(token)
         do {
             _ = try await self.redis.set(tokenKey, account.id.uuidString.lowercased(), expire: self.verificationLifetime)
-            try await context.publish(EmailMessage(to: email, template: "verification", parameters: [
+            // One verification mail per account, however often the sign-up is delivered: the
+            // message id is the email worker's idempotency key (a repeat's token stays valid too).
+            try await context.publisher.publish(EmailMessage(to: email, template: "verification", parameters: [
                 "verifyUrl": self.verifyURL + token, "email": email,
-            ]), routingKey: EmailMessage.routingKey)
+            ]), routingKey: EmailMessage.routingKey, messageID: "verification-\(account.id.lowercasedString)",
+               correlationID: context.correlationID, traceparent: context.traceparent)
         } catch {
             // No half-made account: without its mail the user could never verify.
             context.logger.error("verification mail not queued; undoing signup", metadata: [LogKey.error: "\(error)"])
@@ -251,6 +263,17 @@ struct AuthService: Sendable {
                 context.logger.error("audit event not published", metadata: ["event": "\(event.type)", LogKey.error: "\(error)"])
             }
         }
+    }
+
+    /// The id of the account a sign-up makes: derived from the RPC's message id (random per
+    /// request, the same on every delivery of it), or random when a message has none.
+    static func accountID(forSignup messageID: String) -> UUID {
+        guard !messageID.isEmpty else { return UUID() }
+        var bytes = Array(SHA256.hash(data: Data("aira-signup\u{1F}\(messageID)".utf8)).prefix(16))
+        bytes[6] = (bytes[6] & 0x0F) | 0x80  // version 8: custom
+        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 9562 variant
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
     }
 
     static func view(_ account: Account) -> UserView {

@@ -20,8 +20,7 @@ public struct AccountStore: Sendable {
 
     /// Creates an account; `email` must be normalized (``EmailAddress/normalize(_:)``).
     @discardableResult
-    public func create(email: String, passwordHash: String, role: Role, verified: Bool = false) async throws -> Account {
-        let id = UUID()
+    public func create(id: UUID = UUID(), email: String, passwordHash: String, role: Role, verified: Bool = false) async throws -> Account {
         let verifiedAt: Date? = verified ? Date() : nil
         do {
             let row = try await self.database.query("""

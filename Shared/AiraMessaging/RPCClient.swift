@@ -185,7 +185,7 @@ public final class RPCClient: Sendable {
         return events
     }
 
-    static func requestProperties<Request: MessageContract>(_ type: Request.Type, callID: String, timeout: Duration,
+    package static func requestProperties<Request: MessageContract>(_ type: Request.Type, callID: String, timeout: Duration,
                                                             requestID: String?, traceparent: String?) -> AMQPProperties {
         let deadline = Date().addingTimeInterval(timeout.seconds)
         var properties = MessagePublisher.properties(

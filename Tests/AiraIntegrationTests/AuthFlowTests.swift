@@ -54,6 +54,49 @@ struct AuthFlowTests {
         await h.connection.close()
     }
 
+    @Test("a sign-up delivered twice (its worker died before acknowledging) makes one account, answers 201 both times, mails once")
+    func signupDeliveredAgain() async throws {
+        let h = try await MessagingHarness.make()
+        let mails = try await h.tap(EmailMessage.routingKey, name: "mail")
+        try await ServiceStack.with { stack in
+            // The gateway's request, as RabbitMQ hands it out a second time: same message id.
+            let replies = uniqueName("signup-replies")
+            try await h.admin.declareQueue(replies, options: .init(durable: false, autoDelete: true))
+            let answers = try await h.connection.openChannel().consume(queue: replies, noAck: true)
+            let email = "again-\(UUID().uuidString.prefix(10).lowercased())@example.com"
+            let body = try SignupRequest(email: email, password: "pw-again-\(UUID().uuidString.prefix(8))",
+                                         client: ClientInfo(ip: "127.0.0.1")).encoded()
+            var properties = RPCClient.requestProperties(SignupRequest.self, callID: MessageID.random(), timeout: .seconds(20),
+                                                         requestID: nil, traceparent: nil)
+            properties.replyTo = replies
+            var ids: [String] = []
+            for _ in 0..<2 {
+                try await h.admin.publish(exchange: AiraExchange.name, routingKey: SignupRequest.routingKey, body: body,
+                                          properties: properties, mandatory: true)
+                let reply = try #require(await next(answers.deliveries, timeout: .seconds(15)))
+                #expect(reply.properties.headers[AiraHeader.rpcStatus]?.stringValue == "ok", "\(String(decoding: reply.body, as: UTF8.self))")
+                ids.append(try MessageCoding.decode(SignupResponse.self, from: reply.body).userId)
+            }
+            #expect(ids[0] == ids[1])
+            // A different request for the same address is still refused.
+            #expect(try await stack.call("POST", "/api/auth/signup", json: ["email": email, "password": "another-password-1"]).status == 409)
+            // Both deliveries published the verification mail under one message id: the email
+            // worker's idempotency key, so the person gets one mail.
+            var mailIDs: Set<String> = []
+            var seen = 0
+            while seen < 2, let delivery = await next(mails.deliveries, timeout: .seconds(10)) {
+                guard try MessageCoding.decode(EmailMessage.self, from: delivery.body).to == email else { continue }
+                seen += 1
+                mailIDs.insert(delivery.properties.messageID ?? "")
+            }
+            #expect(seen == 2)
+            #expect(mailIDs == ["verification-\(ids[0])"])
+            await answers.channel.close()
+        }
+        await mails.channel.close()
+        await h.connection.close()
+    }
+
     @Test("refresh rotates on every use; reusing a rotated token revokes the whole family")
     func refreshRotationAndReuse() async throws {
         try await ServiceStack.with { stack in
