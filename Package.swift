@@ -70,9 +70,9 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Metrics", package: "swift-metrics"),
         ], path: "Shared/AiraAccounts", swiftSettings: swiftSettings),
-        // Access tokens (EdDSA JWT, verified locally) and rotating refresh tokens in Redis.
+        // Access tokens (EdDSA JWT, verified locally) and rotating refresh tokens in PostgreSQL.
         .target(name: "AiraTokens", dependencies: [
-            "AiraRedis",
+            "AiraPostgres",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Shared/AiraTokens", swiftSettings: swiftSettings),
@@ -120,6 +120,7 @@ let package = Package(
             "AiraServiceKit", "AiraContracts", "AiraAccounts", "AiraTokens",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Services/AiraAuth", swiftSettings: swiftSettings),
 
         .executableTarget(name: "aira-gateway", dependencies: [

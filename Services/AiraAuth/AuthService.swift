@@ -120,7 +120,7 @@ struct AuthService: Sendable {
         let ip = request.client.ip
         // Not an address: no account can match, but it costs the same and is throttled the same.
         let email = (try? EmailAddress.normalize(request.email)) ?? request.email.lowercased()
-        if let wait = try await self.throttle.lockRemaining(email: email, ip: ip) {
+        if let wait = await self.throttle.lockRemaining(email: email, ip: ip) {
             Self.loginsThrottled.increment()
             throw Self.throttled(wait)
         }
@@ -128,7 +128,7 @@ struct AuthService: Sendable {
         let matches = try await self.hasher.verify(request.password, hash: account?.passwordHash ?? self.timingHash)
         guard let account, matches else {
             Self.loginFailures.increment()
-            try await self.throttle.recordFailure(email: email, ip: ip)
+            await self.throttle.recordFailure(email: email, ip: ip)
             await self.audit(AuditEvent(type: "login_failed", userId: account?.id, ip: ip,
                                         attributes: ["reason": account == nil ? "unknown_email" : "wrong_password", "email": email]),
                              context)
@@ -138,7 +138,7 @@ struct AuthService: Sendable {
             await self.audit(AuditEvent(type: "login_failed", userId: account.id, ip: ip, attributes: ["reason": "suspended"]), context)
             throw RPCErrorReply(code: AuthError.accountSuspended, message: "this account is suspended")
         }
-        try await self.throttle.recordSuccess(email: email, ip: ip)
+        await self.throttle.recordSuccess(email: email, ip: ip)
         let session = try await self.openSession(for: account, client: request.client)
         Self.logins.increment()
         await self.audit(AuditEvent(type: "login", userId: account.id, ip: ip,
@@ -200,9 +200,9 @@ struct AuthService: Sendable {
             throw RPCErrorReply(code: AuthError.accountSuspended, message: "this account is suspended")
         }
         // Guessing the current password here is throttled like guessing it at login.
-        if let wait = try await self.throttle.lockRemaining(email: account.email, ip: ip) { throw Self.throttled(wait) }
+        if let wait = await self.throttle.lockRemaining(email: account.email, ip: ip) { throw Self.throttled(wait) }
         guard try await self.hasher.verify(request.currentPassword, hash: account.passwordHash) else {
-            try await self.throttle.recordFailure(email: account.email, ip: ip)
+            await self.throttle.recordFailure(email: account.email, ip: ip)
             throw RPCErrorReply(code: AuthError.invalidCredentials, message: "current password is wrong")
         }
         guard request.newPassword != request.currentPassword else {

@@ -11,6 +11,7 @@ import AiraServiceKit
 import AiraTokens
 import Foundation
 import NIOPosix
+import ServiceLifecycle
 
 do {
     let settings = try ServiceSettings(name: "aira-auth", defaultPort: 8081)
@@ -42,13 +43,15 @@ do {
     // What auth publishes waits in its consumers' queues even before they first start.
     try await EmailMessage.queue.declare(on: publisher.channel)
     try await AuditEvent.queue.declare(on: publisher.channel)
+    let refreshTokens = RefreshTokens(database: database,
+                                      lifetime: try env.duration("AIRA_REFRESH_TOKEN_TTL", default: .seconds(30 * 86_400)))
     let trail = AuditTrail(publisher: publisher, options: try AuditTrail.Options.from(env), logger: logger)
     let service = AuthService(
         accounts: AccountStore(database: database), hasher: hasher,
         issuer: try await AccessTokenIssuer(signingKey: signingKey,
                                             lifetime: try env.duration("AIRA_ACCESS_TOKEN_TTL", default: .seconds(900))),
-        refreshTokens: RefreshTokens(redis: redis, lifetime: try env.duration("AIRA_REFRESH_TOKEN_TTL", default: .seconds(30 * 86_400))),
-        throttle: LoginThrottle(redis: redis, policy: policy), redis: redis,
+        refreshTokens: refreshTokens,
+        throttle: LoginThrottle(redis: redis, policy: policy, logger: logger), redis: redis,
         timingHash: try await hasher.hash(OpaqueToken.random(prefix: "")),
         verifyURL: env.string("AIRA_VERIFY_URL", default: "http://127.0.0.1:8080/#/verify?token="),
         verificationLifetime: try env.duration("AIRA_VERIFY_TOKEN_TTL", default: .seconds(48 * 3600)),
@@ -60,7 +63,10 @@ do {
         prefetch: UInt16(try env.int("AIRA_CREDENTIALS_PREFETCH", default: bcryptThreads * 8, range: 1...65_535)),
         shutdownTimeout: settings.consumer.shutdownTimeout)
     let routes = service.routes
-    let servers = [
+    let purger = SessionPurger(tokens: refreshTokens, interval: try env.duration("AIRA_SESSION_PURGE_INTERVAL", default: .seconds(3600)),
+                               logger: logger)
+    let servers: [any Service] = [
+        purger,
         RPCServer(spec: AuthRPC.credentials, routes: routes.credentials, connection: connection, publisher: publisher,
                   options: credentialsOptions, logger: logger),
         RPCServer(spec: AuthRPC.sessions, routes: routes.sessions, connection: connection, publisher: publisher,
@@ -70,8 +76,9 @@ do {
                                               "signingKid": "\(signingKey.kid)"])
     try await ServiceHost.run(settings: settings, logger: logger, registry: registry, connection: connection,
                               publishers: [trail], services: servers,
+                              // Not Redis: logins, refreshes and logouts work without it (sign-up's
+                              // verification links and the shared login throttle wait for it).
                               readiness: [ReadinessCheck("broker") { connection.isConnected },
-                                          ReadinessCheck("redis") { await redis.ping() },
                                           ReadinessCheck("postgres") { await database.ping() }])
     await redis.shutdown()
     await database.shutdown()

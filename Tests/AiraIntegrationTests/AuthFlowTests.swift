@@ -297,6 +297,49 @@ struct AuthFlowTests {
         }
     }
 
+    @Test("aira-auth without Redis: login, refresh, sessions, logout and password change work; failed logins are still throttled")
+    func authWithoutRedis() async throws {
+        try await ServiceStack.with(environment: ["AIRA_LOGIN_FREE_FAILURES": "3", "AIRA_LOGIN_BASE_DELAY": "2s"]) { stack in
+            let (email, password) = try await stack.createAdmin()
+            let before = try await stack.login(email, password)
+            // The only auth process now is one whose Redis does not answer.
+            await stack.stopAuth()
+            let authPort = try freePort()
+            try stack.startAuth(environment: ["AIRA_REDIS_URL": "redis://127.0.0.1:\(try closedPort())", "AIRA_HTTP_PORT": "\(authPort)"])
+            let up = await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+                (try? await stack.call("POST", "/api/auth/login", json: ["email": email, "password": password]))?.status == 200
+            }
+            try #require(up, "no login through an auth process without Redis:\n\(stack.auth.last!.log.suffix(3000))")
+            let laptop = try await stack.login(email, password)
+            let phone = try await stack.login(email, password)
+            // A session opened before Redis went away still refreshes: sessions live in PostgreSQL.
+            let refreshed = try await stack.call("POST", "/api/auth/refresh", json: ["refreshToken": before.refresh])
+            #expect(refreshed.status == 200, "\(refreshed)")
+            let sessions = try await stack.call("GET", "/api/auth/sessions", token: laptop.access)
+            #expect(sessions.status == 200, "\(sessions)")
+            #expect((sessions.json["items"] as? [Any])?.count ?? 0 >= 3, "\(sessions)")
+            #expect(try await stack.call("POST", "/api/auth/logout", token: phone.access).status == 200)
+            #expect(try await stack.call("POST", "/api/auth/refresh", json: ["refreshToken": phone.refresh]).status == 401)
+            let newPassword = "no-redis-\(UUID().uuidString.prefix(8))"
+            let changed = try await stack.call("POST", "/api/auth/password", json: ["currentPassword": password, "newPassword": newPassword],
+                                               token: laptop.access)
+            #expect(changed.status == 200, "\(changed)")
+            #expect(try await stack.call("POST", "/api/auth/refresh", json: ["refreshToken": laptop.refresh]).status == 401)
+
+            // Guessing is throttled by the process itself: the 4th failure locks the next try.
+            let attacker = "10.253.\(Int.random(in: 0...255)).\(Int.random(in: 1...254))"
+            for _ in 0..<4 {
+                let r = try await stack.call("POST", "/api/auth/login", json: ["email": email, "password": "guess-guess-guess"], ip: attacker)
+                #expect(r.status == 401)
+            }
+            let locked = try await stack.call("POST", "/api/auth/login", json: ["email": email, "password": newPassword], ip: attacker)
+            #expect(locked.status == 429, "\(locked)")
+            #expect(locked.errorCode == "login_throttled")
+            let fallbacks = try await stack.metric(port: authPort, "aira_auth_throttle_fallback_total")
+            #expect(fallbacks >= 5)
+        }
+    }
+
     @Test("rate limit is shared by two gateway instances: 429 with Retry-After and RateLimit headers")
     func rateLimitAcrossGateways() async throws {
         try await ServiceStack.with(gateways: 2, environment: ["AIRA_RATE_LIMIT_READ": "6/1m"]) { stack in

@@ -1,19 +1,20 @@
-import AiraRedis
+import AiraPostgres
 import AiraTokens
 import Foundation
 import Testing
 
-@Suite("Refresh tokens in Redis: rotation, reuse detection, revocation", .enabled(if: TestServers.available))
+@Suite("Refresh tokens in PostgreSQL: rotation, reuse detection, revocation, expiry", .enabled(if: TestServers.available), .serialized)
 struct RefreshTokenTests {
     let tokens: RefreshTokens
-    let redis: RedisClient
+    let database: PostgresClient
 
-    init() throws {
-        redis = RedisClient(configuration: try RedisConfiguration(url: TestServers.redisURL!))
-        tokens = RefreshTokens(redis: redis, lifetime: .seconds(3600))
+    init() async throws {
+        try await ServiceStack.migrate()
+        database = PostgresClient(configuration: PostgresConfiguration(url: TestServers.databaseURL!, poolSize: 4))
+        tokens = RefreshTokens(database: database, lifetime: .seconds(3600))
     }
 
-    @Test("every use rotates; only the hash is stored; TTL set")
+    @Test("every use rotates; only the hash is stored; each use extends the session")
     func rotation() async throws {
         let user = UUID()
         let (first, family) = try await tokens.issue(userID: user)
@@ -21,10 +22,14 @@ struct RefreshTokenTests {
             Issue.record("first rotation failed"); return
         }
         #expect(u == user && f == family && second != first)
-        guard case .rotated = try await tokens.rotate(second) else { Issue.record("second rotation failed"); return }
-        #expect(try await redis.send(["KEYS", "auth:rt:*\(first.dropFirst(3).prefix(10))*"]).array?.isEmpty == true)
-        let ttl = try #require(try await redis.ttl("auth:fam:\(family)"))
-        #expect(ttl > .seconds(3500))
+        let used = Date()
+        guard case .rotated = try await tokens.rotate(second, now: used) else { Issue.record("second rotation failed"); return }
+        let stored = try await database.query("SELECT digest FROM refresh_tokens WHERE session_id = \(UUID(text: family)!)").rows
+        // Three tokens so far, each stored as its SHA-256 only.
+        let digests = Set(try stored.map { try $0.decode("digest", as: String.self) })
+        #expect(digests.count == 3 && digests.isSuperset(of: [OpaqueToken.digest(first), OpaqueToken.digest(second)]))
+        let expires = try #require(try await database.query("SELECT expires_at FROM sessions WHERE id = \(UUID(text: family)!)").first)
+        #expect(abs((try expires.decode("expires_at", as: Date.self)).timeIntervalSince(used) - 3600) < 1)
         #expect(try await tokens.rotate("rt_not-a-real-token") == .invalid)
         #expect(try await tokens.rotate("garbage") == .invalid)
     }
@@ -64,7 +69,7 @@ struct RefreshTokenTests {
         #expect(try await tokens.rotate(tablet) == .invalid)
         #expect(try await tokens.revokeFamily(of: "rt_unknown") == false)
         #expect(try await tokens.revoke(family: "no-such-family") == false)
-        #expect(try await redis.exists("auth:fam:no-such-family") == false)
+        #expect(try await tokens.revoke(family: UUID().uuidString) == false)
         // revoke says whether the session was still active (logout reports it).
         let (_, other) = try await tokens.issue(userID: UUID())
         #expect(try await tokens.revoke(family: other) == true)
@@ -89,8 +94,32 @@ struct RefreshTokenTests {
         #expect(try await tokens.sessions(userID: user).count == 2)
         #expect(try await tokens.revoke(family: phoneFamily, of: user))
         #expect(try await tokens.sessions(userID: user).map(\.family) == [laptopFamily])
-        _ = try await redis.del("auth:fam:\(laptopFamily)")  // expired
-        #expect(try await tokens.sessions(userID: user).isEmpty)
-        #expect(try await redis.scard("auth:user-fams:\(user.uuidString.lowercased())") == 1)  // the revoked one stays until it expires
+        _ = try await database.query("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = \(UUID(text: laptopFamily)!)")
+        #expect(try await tokens.sessions(userID: user).isEmpty)  // expired
+        #expect(try await tokens.rotate(laptop) == .invalid)
+    }
+
+    @Test("an expired token cannot be used even within a live session; purge deletes ended sessions with their tokens")
+    func expiryAndPurge() async throws {
+        let short = RefreshTokens(database: database, lifetime: .seconds(60))
+        let user = UUID()
+        let t0 = Date().addingTimeInterval(-3600)
+        let (old, oldFamily) = try await short.issue(userID: user, now: t0)
+        #expect(try await short.rotate(old) == .invalid)  // expired 59 minutes ago
+        let (_, revokedFamily) = try await short.issue(userID: user)
+        #expect(try await short.revoke(family: revokedFamily))
+        let (live, liveFamily) = try await short.issue(userID: user)
+        // Revoked sessions are kept a day (then purged); expired ones go at once.
+        _ = try await short.purge()
+        func exists(_ family: String) async throws -> Bool {
+            try await database.query("SELECT 1 FROM sessions WHERE id = \(UUID(text: family)!)").first != nil
+        }
+        #expect(try await exists(oldFamily) == false)
+        #expect(try await database.query("SELECT 1 FROM refresh_tokens WHERE session_id = \(UUID(text: oldFamily)!)").first == nil)
+        #expect(try await exists(revokedFamily))
+        _ = try await short.purge(now: Date().addingTimeInterval(86_400 + 120))
+        #expect(try await exists(revokedFamily) == false)
+        #expect(try await exists(liveFamily) == false)  // by then expired too
+        #expect(try await short.rotate(live) == .invalid)
     }
 }

@@ -153,8 +153,9 @@ final class ServiceStack: @unchecked Sendable {
 
     enum StackError: Error { case notUp }
 
-    func startAuth() throws {
-        self.auth.append(try WorkerProcess(executable: "aira-auth", name: "auth\(self.auth.count)", environment: self.environment))
+    func startAuth(environment: [String: String] = [:]) throws {
+        self.auth.append(try WorkerProcess(executable: "aira-auth", name: "auth\(self.auth.count)",
+                                           environment: self.environment.merging(environment) { $1 }))
     }
 
     /// SIGTERM to every auth process, waiting for them to exit.
