@@ -1,3 +1,4 @@
+import AiraServiceKit
 import Hummingbird
 import Metrics
 import Synchronization
@@ -38,6 +39,24 @@ struct AdmissionMiddleware: RouterMiddleware {
             self.active.leave()
             throw error
         }
+    }
+}
+
+/// Before the rate limiter on the routes that spend bcrypt (sign-up, login, password change):
+/// while the learned limit of `auth.credentials` is full, 503 + `Retry-After` at once, without
+/// asking Redis or reading the body (``AdaptiveLimit/isFull()``). During a login storm most
+/// requests are refused, and this is what keeps each refusal within milliseconds.
+struct CapacityGate: RouterMiddleware {
+    typealias Context = GatewayContext
+    let limit: AdaptiveLimit?
+    let queue: String
+
+    func handle(_ request: Request, context: GatewayContext,
+                next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
+        if let limit = self.limit, limit.isFull() {
+            throw APIError.unavailable("the \(self.queue) service is at capacity, try again shortly", retryAfter: limit.retryAfter)
+        }
+        return try await next(request, context)
     }
 }
 

@@ -73,6 +73,15 @@ public final class AdaptiveLimit: Sendable {
         return true
     }
 
+    /// Whether a call would be refused now (every slot taken), counting it as shed if so. For a
+    /// check before a request's cheaper steps (rate limit, body): a full limit refuses there, in
+    /// microseconds, instead of after them; the call itself still takes its slot with ``enter()``.
+    public func isFull() -> Bool {
+        let full = self.state.withLock { $0.inFlight >= Int($0.limit) }
+        if full { self.shed.increment() }
+        return full
+    }
+
     /// Gives the slot back. `latency` is the call's whole time; `timedOut` when it hit its deadline.
     /// A call that failed fast for another reason (no consumer, bad input) says nothing about
     /// capacity: pass `latency: nil` to leave the limit alone.

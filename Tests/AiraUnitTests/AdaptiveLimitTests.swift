@@ -21,6 +21,18 @@ struct AdaptiveLimitTests {
         #expect(!l.enter())
     }
 
+    @Test("isFull says whether a call would be refused, without taking a slot")
+    func peek() {
+        let l = self.limit(initial: 2)
+        #expect(!l.isFull())
+        #expect(l.enter())
+        #expect(!l.isFull() && !l.isFull())  // asking takes nothing
+        #expect(l.enter())
+        #expect(l.isFull())
+        l.leave(latency: nil)
+        #expect(!l.isFull())
+    }
+
     @Test("fast answers while busy raise the limit by one each, up to the maximum")
     func grows() {
         let l = self.limit(initial: 4, maximum: 6)
