@@ -57,10 +57,13 @@ struct Upstream: Sendable {
     static func exposeMetrics() { _ = (Self.calls, Self.failures, Self.retried, Self.latency) }
 
     /// A failed attempt: whether another may help, and what to tell the caller if not.
+    /// A failed attempt: `reply` is what the client is told (deliberate text only); `detail` is
+    /// what the upstream said or what went wrong, for this service's log, never for the client.
     struct AttemptError: Error {
         var retriable: Bool
         var retryAfter: Duration?
         var reply: RPCErrorReply
+        var detail: String? = nil
     }
 
     /// One completion; `onDelta` (streaming) receives each piece of text as it arrives.
@@ -86,11 +89,13 @@ struct Upstream: Sendable {
                 let wait = error.retryAfter ?? self.configuration.backoff.delay(attempt: attempt - 1)
                 let fits = Date().addingTimeInterval(wait.seconds + 0.05) < deadline
                 guard error.retriable, attempt <= self.configuration.retries, fits else {
-                    self.logger.warning("upstream call failed", metadata: ["error": "\(error.reply.message)", "attempts": "\(attempt)"])
+                    self.logger.warning("upstream call failed", metadata: ["error": "\(error.reply.message)", "detail": "\(error.detail ?? "")",
+                                                                         "attempts": "\(attempt)"])
                     throw error.reply
                 }
                 Self.retried.increment()
-                self.logger.info("upstream call failed, retrying", metadata: ["error": "\(error.reply.message)", "wait": "\(wait)"])
+                self.logger.info("upstream call failed, retrying", metadata: ["error": "\(error.reply.message)", "detail": "\(error.detail ?? "")",
+                                                                          "wait": "\(wait)"])
                 try await Task.sleep(for: wait)
             }
         }
@@ -131,8 +136,8 @@ struct Upstream: Sendable {
         } catch let error as AttemptError {
             throw error
         } catch let error as DecodingError {
-            throw AttemptError(retriable: false, reply: RPCErrorReply(code: GPTError.upstreamBadResponse,
-                                                                     message: "unreadable answer from the model: \(MessageCoding.describe(error))"))
+            throw AttemptError(retriable: false, reply: RPCErrorReply(code: GPTError.upstreamBadResponse, message: "the model's answer was unreadable"),
+                               detail: MessageCoding.describe(error))
         } catch {
             throw Self.classify(error)
         }
@@ -176,8 +181,8 @@ struct Upstream: Sendable {
         if let e = error as? HTTPClientError, e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
             return AttemptError(retriable: true, reply: RPCErrorReply(code: GPTError.upstreamTimeout, message: "the model did not answer in time"))
         }
-        return AttemptError(retriable: true, reply: RPCErrorReply(code: GPTError.upstreamUnavailable,
-                                                                 message: "the model is unreachable: \(error)"))
+        return AttemptError(retriable: true, reply: RPCErrorReply(code: GPTError.upstreamUnavailable, message: "the model is unreachable"),
+                            detail: "\(error)")
     }
 
     static func failure(status: HTTPResponseStatus, headers: HTTPHeaders, body: String) -> AttemptError {
@@ -191,7 +196,8 @@ struct Upstream: Sendable {
                                 reply: RPCErrorReply(code: GPTError.upstreamUnavailable, message: "the model failed (\(status.code))"))
         default:
             return AttemptError(retriable: false, reply: RPCErrorReply(code: GPTError.upstreamRejected,
-                                                                      message: "the model refused the request (\(status.code)): \(body.prefix(300))"))
+                                                                      message: "the model refused the request (\(status.code))"),
+                                detail: String(body.prefix(300)))
         }
     }
 }

@@ -1,3 +1,4 @@
+import AiraCore
 import AiraTokens
 import Foundation
 import Hummingbird
@@ -29,7 +30,7 @@ struct GatewayContext: RequestContext, RemoteAddressRequestContext {
     var logger: Logger {
         get {
             var logger = self.plainLogger
-            if !self.requestID.isEmpty { logger[metadataKey: "request_id"] = .string(self.requestID) }
+            if !self.requestID.isEmpty { logger[metadataKey: LogKey.requestID] = .string(self.requestID) }
             if let claims = self.claims { logger[metadataKey: "user"] = .string(claims.sub.value) }
             return logger
         }

@@ -89,7 +89,13 @@ struct ServiceCalls: Sendable {
     ) async throws -> Response {
         try self.admit(target)
         defer { self.inFlight.leave() }
-        guard let adaptive = target.adaptive else { return try await self.send(request, to: target, context: context) }
+        guard let adaptive = target.adaptive else {
+            do {
+                return try await self.send(request, to: target, context: context)
+            } catch let error as RPCCallError {
+                throw Self.answer(error, target: target, context: context)
+            }
+        }
         guard adaptive.enter() else {
             throw APIError.unavailable("the \(target.queue) service is at capacity, try again shortly", retryAfter: adaptive.retryAfter)
         }
@@ -98,34 +104,40 @@ struct ServiceCalls: Sendable {
             let response: Response = try await self.send(request, to: target, context: context)
             adaptive.leave(latency: .now - started)
             return response
-        } catch let error as APIError {
-            // A reply (even an error reply) measures capacity; a refusal before sending does not.
-            let answered = error.status != .serviceUnavailable
-            adaptive.leave(latency: answered ? .now - started : nil, timedOut: error.status == .gatewayTimeout)
-            throw error
+        } catch let error as RPCCallError {
+            // What the call's end says of the service's capacity: any reply (an error reply too)
+            // is a measured time, a timeout is overload, and a request that was never taken (the
+            // broker refused it) or a reply that could not be read says nothing.
+            switch error {
+            case .remote: adaptive.leave(latency: .now - started)
+            case .timeout: adaptive.leave(latency: .now - started, timedOut: true)
+            case .unavailable, .invalidReply: adaptive.leave(latency: nil)
+            }
+            throw Self.answer(error, target: target, context: context)
         } catch {
             adaptive.leave(latency: nil)
             throw error
         }
     }
 
+    /// The RPC itself; its failures are ``RPCCallError``s (or cancellation).
     private func send<Request: MessageContract, Response: Decodable & Sendable>(
         _ request: Request, to target: Target, context: GatewayContext
     ) async throws -> Response {
-        do {
-            if let batching = target.batching {
-                return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
-                                                  timeout: target.timeout, batching: batching)
-            }
+        if let batching = target.batching {
             return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
-                                              timeout: target.timeout, requestID: context.requestID,
-                                              traceparent: context.traceparent)
-        } catch let error as RPCCallError {
-            if case .remote = error {} else {
-                context.logger.warning("rpc call failed", metadata: ["routingKey": "\(target.routingKey)", "error": "\(error)"])
-            }
-            throw APIError.from(error)
+                                              timeout: target.timeout, batching: batching)
         }
+        return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
+                                          timeout: target.timeout, requestID: context.requestID, traceparent: context.traceparent)
+    }
+
+    /// The HTTP answer to a failed call; failures other than a typed reply are logged.
+    private static func answer(_ error: RPCCallError, target: Target, context: GatewayContext) -> APIError {
+        if case .remote = error {} else {
+            context.logger.warning("rpc call failed", metadata: [LogKey.routingKey: "\(target.routingKey)", LogKey.error: "\(error)"])
+        }
+        return APIError.from(error)
     }
 }
 

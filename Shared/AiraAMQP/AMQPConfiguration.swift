@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 
 /// Where and how to connect. Parsed from an `amqp://user:pass@host:port/vhost` URL.
@@ -39,7 +40,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
     public init(url: String, connectionName: String = "aira") throws {
         guard let components = URLComponents(string: url), components.scheme == "amqp",
               let host = components.host, !host.isEmpty else {
-            throw AMQPError.invalidURL(url)
+            throw AMQPError.invalidURL(URLText.redacted(url))
         }
         self.init(connectionName: connectionName)
         self.host = host

@@ -8,8 +8,8 @@ import Glibc
 /// bcrypt, run on NIO's thread pool: a hash costs 50–250 ms of CPU and must never occupy the
 /// cooperative pool (two threads on a 2-core machine).
 ///
-/// Metrics: `aira_bcrypt_seconds_total{op}` (time spent hashing and verifying — bcrypt is pure
-/// CPU, so its rate is the cores it uses) and `aira_bcrypt_waiting` (calls waiting for a thread).
+/// Metrics: `aira_bcrypt_seconds_total{op}` (CPU seconds the hashing threads spent hashing and
+/// verifying: its rate is the cores bcrypt uses) and `aira_bcrypt_waiting` (calls waiting for a thread).
 public struct PasswordHasher: Sendable {
     public let cost: UInt8
     /// The nice value the hashing threads take (Linux: per thread): with a positive one, the
@@ -51,17 +51,22 @@ public struct PasswordHasher: Sendable {
                 // tracking which pool threads have it.
                 if niceness != 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness) }
                 #endif
-                let clock = ContinuousClock()
-                let start = clock.now
-                defer {
-                    let d = (clock.now - start).components
-                    seconds.increment(by: Double(d.seconds) + Double(d.attoseconds) / 1e18)
-                }
+                // CPU time of this thread, not wall time: where other work shares the cores (the
+                // niced threads wait for them), the counter still says what bcrypt itself used.
+                let start = Self.threadCPUSeconds()
+                defer { seconds.increment(by: max(0, Self.threadCPUSeconds() - start)) }
                 return work()
             }
         } catch {  // the pool was shut down: the call never ran
             Self.waiting.decrement()
             throw error
         }
+    }
+
+    /// CPU seconds the calling thread has used (CLOCK_THREAD_CPUTIME_ID).
+    static func threadCPUSeconds() -> Double {
+        var t = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0 else { return 0 }
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 }

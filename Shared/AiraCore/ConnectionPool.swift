@@ -37,16 +37,41 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         var shutDown = false
     }
 
+    /// The pool's use after a change: connections leased (or being opened for a caller), and
+    /// callers waiting for one. For gauges: the observer runs under the pool's lock, in order, so
+    /// it must be quick and must not call the pool.
+    package struct Usage: Sendable, Equatable {
+        package var leased: Int
+        package var waiting: Int
+        package init(leased: Int, waiting: Int) {
+            self.leased = leased
+            self.waiting = waiting
+        }
+    }
+    package typealias Observer = @Sendable (Usage) -> Void
+
     private let state = Mutex(State())
     private let factory: Factory
+    private let observer: Observer?
     package let maxConnections: Int
     package let leaseTimeout: Duration
 
-    package init(maxConnections: Int, leaseTimeout: Duration, factory: @escaping Factory) {
+    package init(maxConnections: Int, leaseTimeout: Duration, observer: Observer? = nil, factory: @escaping Factory) {
         precondition(maxConnections > 0)
         self.maxConnections = maxConnections
         self.leaseTimeout = leaseTimeout
+        self.observer = observer
         self.factory = factory
+        observer?(Usage(leased: 0, waiting: 0))
+    }
+
+    /// Every change of state goes through here, so the observer sees each one.
+    private func withState<R>(_ body: (inout State) -> R) -> R {
+        self.state.withLock { state in
+            let result = body(&state)
+            self.observer?(Usage(leased: state.open - state.idle.count, waiting: state.waiters.count))
+            return result
+        }
     }
 
     /// Leases a connection for the duration of `body`.
@@ -66,7 +91,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     package var counts: (open: Int, idle: Int) { self.state.withLock { ($0.open, $0.idle.count) } }
 
     private func lease() async throws -> Connection {
-        let decision: Decision = self.state.withLock { state in
+        let decision: Decision = self.withState { state in
             if state.shutDown { return .shutDown }
             while let c = state.idle.popLast() {
                 if !c.isBroken { return .use(c) }
@@ -98,7 +123,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
 
     private func returnSlot() {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Grant, any Error>? in
+        let waiter = self.withState { state -> CheckedContinuation<Grant, any Error>? in
             if !state.waiters.isEmpty { return state.waiters.removeFirst().continuation }
             state.open -= 1
             return nil
@@ -107,7 +132,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
 
     private func waitForGrant() async throws -> Grant {
-        let id = self.state.withLock { state -> UInt64 in
+        let id = self.withState { state -> UInt64 in
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
@@ -119,7 +144,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         defer { timer.cancel() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let immediate: Result<Grant, any Error>? = self.state.withLock { state in
+                let immediate: Result<Grant, any Error>? = self.withState { state in
                     if state.shutDown { return .failure(ConnectionPoolError.shutDown) }
                     if let c = state.idle.popLast() { return .success(.connection(c)) }
                     if state.open < self.maxConnections { state.open += 1; return .success(.openNew) }
@@ -134,7 +159,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
 
     private func failWaiter(_ id: UInt64, with error: any Error) {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Grant, any Error>? in
+        let waiter = self.withState { state -> CheckedContinuation<Grant, any Error>? in
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             return state.waiters.remove(at: index).continuation
         }
@@ -147,7 +172,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
             self.returnSlot()
             return
         }
-        let (waiter, closeIt) = self.state.withLock { state -> (CheckedContinuation<Grant, any Error>?, Bool) in
+        let (waiter, closeIt) = self.withState { state -> (CheckedContinuation<Grant, any Error>?, Bool) in
             if state.shutDown { state.open -= 1; return (nil, true) }
             if !state.waiters.isEmpty { return (state.waiters.removeFirst().continuation, false) }
             state.idle.append(connection)
@@ -160,7 +185,7 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// Closes idle connections, fails waiters, and refuses new leases. Leased connections are
     /// closed when they come back.
     package func shutdown() async {
-        let (idle, waiters) = self.state.withLock { state in
+        let (idle, waiters) = self.withState { state in
             state.shutDown = true
             defer { state.open -= state.idle.count; state.idle = []; state.waiters = [] }
             return (state.idle, state.waiters)

@@ -68,8 +68,6 @@ final class DeliveryQueue: Sendable {
 final class Signal: Sendable {
     private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-    var isFired: Bool { self.state.withLock { $0.fired } }
-
     func fire() {
         let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             guard !state.fired else { return [] }

@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -17,7 +18,7 @@ public struct ManagementAPI: Sendable {
     /// `http://user:pass@host:15672` (credentials in the URL, as an operator writes them).
     public init(url: String) throws {
         guard var components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme) else {
-            throw Failure(description: "management URL \(url): expected http://user:pass@host:15672")
+            throw Failure(description: "management URL \(URLText.redacted(url)): expected http://user:pass@host:15672")
         }
         if let user = components.user {
             let credentials = "\(user.removingPercentEncoding ?? user):\(components.password?.removingPercentEncoding ?? "")"
@@ -27,7 +28,7 @@ public struct ManagementAPI: Sendable {
         }
         components.user = nil
         components.password = nil
-        guard let base = components.url else { throw Failure(description: "management URL \(url): not a URL") }
+        guard let base = components.url else { throw Failure(description: "management URL \(URLText.redacted(url)): not a URL") }
         self.base = base
     }
 

@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 
 /// Where Redis is and how long to wait for it. A dead Redis must fail callers fast: connect
@@ -33,13 +34,13 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// `redis://[:password@]host[:port][/db]`
     public init(url: String) throws {
         guard let c = URLComponents(string: url), c.scheme == "redis", let host = c.host, !host.isEmpty else {
-            throw RedisError.invalidURL(url)
+            throw RedisError.invalidURL(URLText.redacted(url))
         }
         self.init(host: host, port: c.port ?? 6379)
         self.password = c.password?.removingPercentEncoding ?? c.password
         let path = c.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         if !path.isEmpty {
-            guard let db = Int(path) else { throw RedisError.invalidURL(url) }
+            guard let db = Int(path) else { throw RedisError.invalidURL(URLText.redacted(url)) }
             self.database = db
         }
     }

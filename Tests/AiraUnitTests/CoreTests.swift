@@ -1,5 +1,7 @@
+import AiraAMQP
 import AiraCore
 import AiraPostgres
+import AiraRedis
 import Foundation
 import Synchronization
 import Testing
@@ -83,6 +85,25 @@ struct ConnectionPoolTests {
         }
         try await holder.value
         #expect(try await pool.withConnection { $0.id } == 1)
+    }
+
+    @Test("the observer sees leased connections and waiting callers, back to zero when all are returned")
+    func observed() async throws {
+        let seen = Mutex<[ConnectionPool<FakeConnection>.Usage]>([])
+        let pool = ConnectionPool<FakeConnection>(maxConnections: 2, leaseTimeout: .seconds(5),
+                                                  observer: { usage in seen.withLock { $0.append(usage) } }) { FakeConnection(id: 1) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 {
+                group.addTask { try await pool.withConnection { _ in try await Task.sleep(for: .milliseconds(20)) } }
+            }
+            try await group.waitForAll()
+        }
+        let all = seen.withLock { $0 }
+        #expect(all.first == .init(leased: 0, waiting: 0))
+        #expect(all.map(\.leased).max() == 2)
+        #expect(all.map(\.waiting).max() ?? 0 >= 1)
+        #expect(all.allSatisfy { $0.leased <= 2 && $0.waiting <= 4 })
+        #expect(all.last == .init(leased: 0, waiting: 0))
     }
 }
 
@@ -262,5 +283,34 @@ struct WALPositionTests {
         #expect(try PostgresReadRouter.lsn("16/B374D848") == (0x16 << 32) | 0xB374D848)
         #expect(try PostgresReadRouter.lsn("1/0") > PostgresReadRouter.lsn("0/FFFFFFFF"))
         for bad in ["", "12", "x/1", "1/2/3"] { #expect(throws: PostgresError.self) { try PostgresReadRouter.lsn(bad) } }
+    }
+}
+
+@Suite("Connection URLs in errors")
+struct URLTextTests {
+    @Test("the password is replaced by ***; user, host, port and path are kept")
+    func redacted() {
+        #expect(URLText.redacted("amqp://aira:s3cret@127.0.0.1:5672/%2f") == "amqp://aira:***@127.0.0.1:5672/%2f")
+        #expect(URLText.redacted("redis://:pw@localhost:6379/2") == "redis://:***@localhost:6379/2")
+        #expect(URLText.redacted("postgres://u:p@ss@db/x?sslmode=disable") == "postgres://u:***@db/x?sslmode=disable")
+        #expect(URLText.redacted("redis://localhost:6379") == "redis://localhost:6379")
+        #expect(URLText.redacted("http://user@host/") == "http://user@host/")
+        #expect(URLText.redacted("not a url") == "not a url")
+    }
+
+    @Test("an invalid Redis or AMQP URL's error does not print its password")
+    func invalidURLErrors() {
+        do {
+            _ = try RedisConfiguration(url: "redis://:topsecret@host:6379/notanumber")
+            Issue.record("accepted")
+        } catch {
+            #expect(!"\(error)".contains("topsecret"), "\(error)")
+        }
+        do {
+            _ = try AMQPConfiguration(url: "amqps://guest:topsecret@")
+            Issue.record("accepted")
+        } catch {
+            #expect(!"\(error)".contains("topsecret"), "\(error)")
+        }
     }
 }

@@ -578,7 +578,7 @@ def login_storm(host: str, report: Report) -> None:
             ax.plot(xs, [sum(1 for a in w[x] if pred(a)) for x in xs], label=label, color=color)
 
     def resources(ax):
-        ax.plot([x - t0 for x in bx], by, label="bcrypt (cores busy verifying)", color="tab:purple")
+        ax.plot([x - t0 for x in bx], by, label="bcrypt (cores busy verifying, CPU time)", color="tab:purple")
         for name, (xs, ys) in cpu.items():
             if name.startswith(("aira-auth", "aira-gateway")):
                 ax.plot([x - t0 for x in xs], ys, label=f"{name} CPU", linewidth=0.8)
