@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         // C libraries from Debian, wrapped by small shims (Shared/C*/shim.h).
@@ -143,7 +144,10 @@ let package = Package(
                           path: "Services/AiraAuditWriter", swiftSettings: swiftSettings),
         .executableTarget(name: "aira-email-worker", dependencies: ["AiraServiceKit", "AiraContracts", "AiraMail"],
                           path: "Services/AiraEmailWorker", swiftSettings: swiftSettings),
-        .executableTarget(name: "aira-thumbnail-worker", dependencies: ["AiraServiceKit", "AiraContracts"],
+        .executableTarget(name: "aira-thumbnail-worker", dependencies: [
+            "AiraServiceKit", "AiraContracts",
+            .product(name: "Subprocess", package: "swift-subprocess"),
+        ],
                           path: "Services/AiraThumbnailWorker", swiftSettings: swiftSettings),
 
         .executableTarget(name: "aira-analyzer", dependencies: ["AiraServiceKit", "AiraContracts", "AiraAnalysis"],
@@ -191,6 +195,7 @@ let package = Package(
         .testTarget(name: "AiraIntegrationTests", dependencies: [
             "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts", "AiraLLM", "AiraAnalysis", "AiraWorkload",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "Crypto", package: "swift-crypto"),
         ],
                     path: "Tests/AiraIntegrationTests", swiftSettings: swiftSettings),

@@ -33,7 +33,7 @@ struct BrokerOptions: ParsableArguments {
         do {
             return try await AMQPConnection.connect(configuration: config, logger: logger, timeout: .seconds(5))
         } catch {
-            throw CLIError("cannot reach the broker at \(config.host):\(config.port): \(error)")
+            throw CLIError("cannot reach the broker at \(config.nodes.map(\.description).joined(separator: ", ")): \(error)")
         }
     }
 }

@@ -42,8 +42,7 @@ do {
         try await AuditEvent.queue.declare(on: publisher.channel)
         // Questions are posted to the trail and nobody waits for their confirm, so an event may
         // wait longer for company: at thousands of cached answers a second, 100 ms gathers
-        // hundreds of events per persistent message (1 ms gathered ~5, 20 ms ~50; the broker's
-        // quorum-queue writes were a third of its CPU at 1 ms, and 8 µs per question at 20 ms).
+        // hundreds of events per persistent message (the measured trade-off: docs/benchmarks.md).
         let trail = AuditTrail(publisher: publisher,
                                options: try AuditTrail.Options.from(env, defaults: .init(maxBatch: 1000, maxDelay: .milliseconds(100))),
                                logger: logger)

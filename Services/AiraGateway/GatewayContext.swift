@@ -25,8 +25,8 @@ struct GatewayContext: RequestContext, RemoteAddressRequestContext {
 
     /// The request's logger, with the request id and (once authenticated) the user as metadata.
     /// Built when something is logged, not per request: setting the metadata on every request
-    /// copied the logger and its metadata twice (3 % of the gateway's CPU answering cached
-    /// questions). Also what Hummingbird logs with (`RequestContextSource.logger`).
+    /// copied the logger and its metadata twice, a visible share of the gateway's CPU answering
+    /// cached questions. Also what Hummingbird logs with (`RequestContextSource.logger`).
     var logger: Logger {
         get {
             var logger = self.plainLogger

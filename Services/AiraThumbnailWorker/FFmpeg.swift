@@ -1,12 +1,15 @@
 import AiraCore
 import AiraMessaging
 import Foundation
-import Synchronization
+import Subprocess
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
 
-/// Runs ffmpeg as a subprocess with a time limit, without blocking a thread: the exit arrives
-/// through the termination handler; stderr goes to a file (no pipe to fill up and stall).
-/// Blocking file-system calls (and fork/exec) on a thread of their own, never on the cooperative
-/// pool: the media folder may be a network volume that stalls.
+/// Blocking file-system calls on a thread of their own, never on the cooperative pool: the
+/// media folder may be a network volume that stalls.
 struct FileThread: Sendable {
     private let thread = OwnerThread<Void>(name: "thumbnail-files")
 
@@ -15,12 +18,18 @@ struct FileThread: Sendable {
     }
 }
 
+/// Runs ffmpeg as a subprocess (swift-subprocess) with a time limit, without blocking a thread.
+/// Foundation's `Process` kept about 1.3 KB per run on Linux (2,000 runs of /bin/true: RSS
+/// +1.9 MB after the first 500; swift-subprocess: flat), which showed as the thumbnail worker's
+/// slowly growing memory in the 30-minute soak (docs/load/README.md).
 struct FFmpeg: Sendable {
     var executable: String
     var timeout: Duration
     /// Output width in pixels (height keeps the aspect ratio, rounded to even).
     var width: Int
     var files: FileThread
+    /// What of ffmpeg's error output is kept (it is summarised to its last lines anyway).
+    static let errorLimit = 1 << 20
 
     enum Outcome: Sendable {
         case finished
@@ -35,56 +44,49 @@ struct FFmpeg: Sendable {
                          "-i", input, "-map", "0:v:0",
                          "-vf", "thumbnail=30,scale=\(self.width):-2:flags=lanczos,format=yuvj420p",
                          "-frames:v", "1", "-q:v", "4", "-f", "image2", "-c:v", "mjpeg", output]
-        let errorPath = output + ".stderr"
-        let exited = AsyncStream<Void>.makeStream()
-        // Creating files and fork/exec block: on the file thread, not the cooperative pool.
-        let (process, errorFile) = try await self.files.run { () throws -> (Process, FileHandle) in
-            FileManager.default.createFile(atPath: errorPath, contents: nil)
-            guard let errorFile = FileHandle(forWritingAtPath: errorPath) else {
-                throw TransientError(code: "ffmpeg_io", "cannot create \(errorPath)")
+        var options = PlatformOptions()
+        // Past the time limit: SIGTERM, 2 s to finish, then SIGKILL.
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(2))]
+        let executable = self.executable
+        let run: ExecutionRecord
+        do {
+            run = try await withThrowingTaskGroup(of: ExecutionRecord?.self) { group in
+                group.addTask { [options] in
+                    let result = try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments),
+                                                          platformOptions: options, input: .none, output: .discarded,
+                                                          error: .string(limit: Self.errorLimit))
+                    return ExecutionRecord(status: result.terminationStatus, errors: result.standardError)
+                }
+                group.addTask { [timeout = self.timeout] in
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let record = first else {
+                    throw TransientError(code: "ffmpeg_timeout", "ffmpeg took longer than \(self.timeout) on \(input)")
+                }
+                return record
             }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: self.executable)
-            process.arguments = arguments
-            process.standardError = errorFile
-            process.standardOutput = FileHandle.nullDevice
-            process.standardInput = FileHandle.nullDevice
-            process.terminationHandler = { _ in exited.continuation.finish() }
-            do {
-                try process.run()
-            } catch {
-                try? errorFile.close()
-                try? FileManager.default.removeItem(atPath: errorPath)
-                throw TransientError(code: "ffmpeg_not_started", "cannot start \(self.executable): \(error)")
+        } catch let error as SubprocessError {
+            if error.code == .outputLimitExceeded {
+                return .failed(reason: "ffmpeg wrote more than \(Self.errorLimit) bytes of errors")
             }
-            return (process, errorFile)
+            throw TransientError(code: "ffmpeg_not_started", "cannot run \(self.executable): \(error)")
         }
-        let timedOut = Atomic<Bool>(false)
-        let killer = Task { [timeout = self.timeout] in
-            try await Task.sleep(for: timeout)
-            timedOut.store(true, ordering: .relaxed)
-            process.terminate()
-            try await Task.sleep(for: .seconds(2))
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        switch run.status {
+        case .exited(0):
+            return .finished
+        case .exited(let code):
+            return .failed(reason: Self.summary(run.errors, status: code))
+        case .signaled(let signal):
+            throw TransientError(code: "ffmpeg_killed", "ffmpeg was killed by signal \(signal)")
         }
-        for await _ in exited.stream {}
-        killer.cancel()
-        let errorText = try await self.files.run { () -> String in
-            try? errorFile.close()
-            defer { try? FileManager.default.removeItem(atPath: errorPath) }
-            return (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
-        }
+    }
 
-        if timedOut.load(ordering: .relaxed) {
-            throw TransientError(code: "ffmpeg_timeout", "ffmpeg took longer than \(self.timeout) on \(input)")
-        }
-        if process.terminationReason == .uncaughtSignal {
-            throw TransientError(code: "ffmpeg_killed", "ffmpeg was killed by signal \(process.terminationStatus)")
-        }
-        guard process.terminationStatus == 0 else {
-            return .failed(reason: Self.summary(errorText, status: process.terminationStatus))
-        }
-        return .finished
+    /// How one run ended, and its error output.
+    struct ExecutionRecord: Sendable {
+        var status: TerminationStatus
+        var errors: String
     }
 
     /// The last lines of ffmpeg's error output (the first usually repeat the file name).

@@ -67,6 +67,8 @@ public final class AMQPConnection: Sendable {
 
     /// The last connection error, if any (for logs and readiness details).
     public var lastError: String? { self.status.lastError }
+    /// The node of a cluster this connection reached last (``AMQPConfiguration/nodes``).
+    public var node: AMQPConfiguration.Node? { self.status.node }
 
     public func waitUntilConnected(timeout: Duration) async throws {
         try await self.status.waitUntilConnected(timeout: timeout)

@@ -106,6 +106,9 @@ final class AMQPSession {
     var closing = false
     var reconnectAttempt = 0
     var nextReconnect = ContinuousClock.now
+    /// The node of ``AMQPConfiguration/nodes`` to try first: a random one at start (a fleet
+    /// spreads over the cluster), the next one after a lost connection.
+    var nodeIndex: Int
     var heartbeatSeconds: Int32 = 0
     var channelsWithAcks: Set<UInt16> = []
     /// Reused by every publish (reset each time): no malloc per string on the hot path.
@@ -116,6 +119,7 @@ final class AMQPSession {
         self.logger = logger
         self.mailbox = mailbox
         self.status = status
+        self.nodeIndex = Int.random(in: 0..<max(1, configuration.nodes.count))
     }
 
     var isConnected: Bool { self.state != nil }
@@ -184,18 +188,39 @@ final class AMQPSession {
 
     // MARK: - Connecting
 
+    /// Connects to the first node that answers, trying each once from ``nodeIndex`` on; backs
+    /// off only when none did.
     func connect() {
+        let nodes = self.configuration.nodes
+        var failures: [String] = []
+        for step in 0..<nodes.count {
+            let index = (self.nodeIndex + step) % nodes.count
+            switch self.open(nodes[index]) {
+            case .success(let state):
+                self.nodeIndex = index
+                return self.established(state, node: nodes[index])
+            case .failure(let failure):
+                failures.append("\(nodes[index]): \(failure.why)")
+            }
+        }
+        self.scheduleReconnect(after: failures.joined(separator: "; "))
+    }
+
+    private struct ConnectFailure: Error { let why: String }
+
+    /// A logged-in connection to `node`, or why not.
+    private func open(_ node: AMQPConfiguration.Node) -> Result<amqp_connection_state_t, ConnectFailure> {
         let config = self.configuration
-        guard let state = amqp_new_connection() else { return self.scheduleReconnect(after: "out of memory") }
+        guard let state = amqp_new_connection() else { return .failure(ConnectFailure(why: "out of memory")) }
         guard let socket = amqp_tcp_socket_new(state) else {
             amqp_destroy_connection(state)
-            return self.scheduleReconnect(after: "cannot create socket")
+            return .failure(ConnectFailure(why: "cannot create socket"))
         }
         var connectTimeout = timeval(duration: config.connectTimeout)
-        let rc = amqp_socket_open_noblock(socket, config.host, Int32(config.port), &connectTimeout)
+        let rc = amqp_socket_open_noblock(socket, node.host, Int32(node.port), &connectTimeout)
         guard rc == AMQP_STATUS_OK.rawValue else {
             amqp_destroy_connection(state)
-            return self.scheduleReconnect(after: "\(config.host):\(config.port): \(errorText(rc))")
+            return .failure(ConnectFailure(why: errorText(rc)))
         }
         setNoDelay(amqp_get_sockfd(state))
         var handshake = timeval(duration: config.connectTimeout)
@@ -221,8 +246,13 @@ final class AMQPSession {
         guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
             let why = describe(reply)
             amqp_destroy_connection(state)
-            return self.scheduleReconnect(after: "login failed: \(why)")
+            return .failure(ConnectFailure(why: "login failed: \(why)"))
         }
+        return .success(state)
+    }
+
+    /// Takes `state` as the connection and restores every channel on it.
+    private func established(_ state: amqp_connection_state_t, node: AMQPConfiguration.Node) {
         self.state = state
         self.heartbeatSeconds = amqp_get_heartbeat(state)
 
@@ -236,8 +266,9 @@ final class AMQPSession {
             }
         }
         self.reconnectAttempt = 0
+        self.status.connected(to: node)
         self.status.update(connected: true, closed: false)
-        self.logger.info("connected to broker", metadata: ["host": "\(config.host):\(config.port)",
+        self.logger.info("connected to broker", metadata: ["node": "\(node)", "nodes": "\(self.configuration.nodes.count)",
                                                            "channels": "\(self.channels.count)"])
     }
 
@@ -262,7 +293,10 @@ final class AMQPSession {
             channel.isOpen = false
             self.failPending(channel, with: .connectionLost(error.description))
         }
-        self.logger.warning("broker connection lost", metadata: ["error": "\(error)"])
+        self.logger.warning("broker connection lost", metadata: ["error": "\(error)",
+                                                                 "node": "\(self.configuration.nodes[self.nodeIndex])"])
+        // The next attempt starts at the next node: the one just lost may be the one that died.
+        self.nodeIndex = (self.nodeIndex + 1) % self.configuration.nodes.count
         self.scheduleReconnect(after: error.description)
     }
 

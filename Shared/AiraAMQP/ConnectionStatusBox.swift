@@ -6,6 +6,7 @@ final class ConnectionStatusBox: Sendable {
         var connected = false
         var closed = false
         var lastError: String?
+        var node: AMQPConfiguration.Node?
         var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var nextWaiter: UInt64 = 0
         var lossObservers: [@Sendable (String) -> Void] = []
@@ -16,6 +17,10 @@ final class ConnectionStatusBox: Sendable {
     var isConnected: Bool { self.state.withLock { $0.connected } }
     var isClosed: Bool { self.state.withLock { $0.closed } }
     var lastError: String? { self.state.withLock { $0.lastError } }
+    var node: AMQPConfiguration.Node? { self.state.withLock { $0.node } }
+
+    /// The node the connection reached (set just before it is reported connected).
+    func connected(to node: AMQPConfiguration.Node) { self.state.withLock { $0.node = node } }
 
     func update(connected: Bool, closed: Bool, lastError: String? = nil) {
         let (waiters, lost) = self.state.withLock { state -> ([CheckedContinuation<Void, any Error>], [@Sendable (String) -> Void]) in

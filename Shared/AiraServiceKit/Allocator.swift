@@ -3,8 +3,8 @@ import Prometheus
 
 /// The process's allocator. Every Aira executable links jemalloc (Shared/CJemalloc), which then
 /// serves all of the process's `malloc`s — Swift objects, NIO buffers and the C clients alike.
-/// Under the cached-question load glibc's malloc was 7–8 % of the gateway's CPU samples and the
-/// gateway and proxy used 10–15 % more CPU per request with it (docs/benchmarks.md).
+/// glibc's malloc cost the gateway and the proxy measurably more CPU per request under the
+/// cached-question load (the figures: docs/benchmarks.md).
 /// `MALLOC_CONF` tunes it (e.g. `MALLOC_CONF=dirty_decay_ms:1000` to return memory sooner).
 public enum Allocator {
     /// jemalloc's process-wide counters in bytes, as of this call.

@@ -106,4 +106,32 @@ struct AMQPClientTests {
         }
         #expect(ContinuousClock.now - started < .seconds(3))
     }
+
+    @Test("a cluster URL: nodes that refuse are passed over at once, without waiting out a backoff")
+    func clusterFailover() async throws {
+        var config = try TestServers.amqpConfiguration()
+        let live = config.nodes[0]
+        let dead = [AMQPConfiguration.Node(host: "127.0.0.1", port: try closedPort()),
+                    AMQPConfiguration.Node(host: "127.0.0.1", port: try closedPort())]
+        config.nodes = dead + [live]
+        // Whichever node it starts at, it must reach the live one in its first round (a round
+        // of refusals takes milliseconds; a backoff between them would take 200 ms and more).
+        for _ in 0..<5 {
+            let started = ContinuousClock.now
+            let connection = try await AMQPConnection.connect(configuration: config, logger: TestServers.logger, timeout: .seconds(5))
+            #expect(ContinuousClock.now - started < .milliseconds(150))
+            let channel = try await connection.openChannel()
+            let queue = uniqueName("cluster")
+            try await channel.declareQueue(queue, options: .init(durable: false, autoDelete: false))
+            _ = try await channel.deleteQueue(queue)
+            await connection.close()
+        }
+        // No node answers: a clear error naming each one.
+        config.nodes = dead
+        await #expect {
+            _ = try await AMQPConnection.connect(configuration: config, logger: TestServers.logger, timeout: .seconds(1))
+        } throws: { error in
+            "\(error)".contains("\(dead[0])") && "\(error)".contains("\(dead[1])")
+        }
+    }
 }

@@ -17,6 +17,21 @@ struct ConfigurationTests {
         #expect(throws: AMQPError.self) { try AMQPConfiguration(url: "http://x") }
     }
 
+    @Test("AMQP URLs naming a cluster's nodes: each node, shared credentials and vhost")
+    func amqpCluster() throws {
+        let c = try AMQPConfiguration(url: "amqp://aira:p%40ss@rabbit-0:5672,rabbit-1,10.0.0.3:5674,[::1]:5675/prod")
+        #expect(c.nodes == [.init(host: "rabbit-0", port: 5672), .init(host: "rabbit-1", port: 5672),
+                            .init(host: "10.0.0.3", port: 5674), .init(host: "::1", port: 5675)])
+        #expect(c.user == "aira" && c.password == "p@ss" && c.vhost == "prod")
+        #expect(c.host == "rabbit-0" && c.port == 5672)
+        #expect(c.nodes.map(\.description) == ["rabbit-0:5672", "rabbit-1:5672", "10.0.0.3:5674", "[::1]:5675"])
+        let single = try AMQPConfiguration(url: "amqp://guest:guest@127.0.0.1:5673/")
+        #expect(single.nodes == [.init(host: "127.0.0.1", port: 5673)])
+        for bad in ["amqp://u:p@a:5672,,b/", "amqp://u:p@a:notaport,b/", "amqp://u:p@a,b:70000/", "amqp://u:p@/"] {
+            #expect(throws: AMQPError.self, "\(bad)") { try AMQPConfiguration(url: bad) }
+        }
+    }
+
     @Test("Redis URLs")
     func redisURL() throws {
         let c = try RedisConfiguration(url: "redis://:secret@cache:6380/2")
