@@ -12,12 +12,6 @@ struct SessionPurger: Service {
     let logger: Logger
     private static let purged = Counter(label: "aira_auth_sessions_purged_total")
 
-    init(tokens: RefreshTokens, interval: Duration, logger: Logger) {
-        self.tokens = tokens
-        self.interval = interval
-        self.logger = logger
-    }
-
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
