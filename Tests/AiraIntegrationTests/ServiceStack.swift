@@ -5,6 +5,7 @@ import AiraPostgres
 import AiraTokens
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -65,16 +66,22 @@ final class ServiceStack: @unchecked Sendable {
                                                      environment: env.merging(gatewayEnvironment) { $1 }.merging(["AIRA_HTTP_PORT": "\(port)"]) { $1 }),
                                    port))
         }
+        // Probes from an address of this stack's own: rate-limit counters live in the shared
+        // Redis, and one address for every stack's probes could run out of its budget.
+        let probeIP = "10.254.\(Int.random(in: 0...255)).\(Int.random(in: 1...254))"
         for i in 0..<gateways {
+            let seen = Mutex<[Int?]>([])
             let reached = await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
                 guard auth > 0 else { return (try? await stack.call("GET", "/health/ready", gateway: i))?.status == 200 }
                 // Both auth queues answer with auth's own errors (not 503/504): the path is up.
-                let a = try? await stack.call("POST", "/api/auth/verify", json: ["token": "ev_nothing"], gateway: i, ip: "10.255.255.254")
+                let a = try? await stack.call("POST", "/api/auth/verify", json: ["token": "ev_nothing"], gateway: i, ip: probeIP)
                 let b = try? await stack.call("POST", "/api/auth/signup", json: ["email": "not-an-email", "password": "x"],
-                                              gateway: i, ip: "10.255.255.254")
+                                              gateway: i, ip: probeIP)
+                seen.withLock { $0 = [a?.status, b?.status] }
                 return a?.status == 401 && b?.status == 400
             }
             if !reached {
+                Issue.record("last probe answers (verify, signup): \(seen.withLock { $0 })")
                 let logs = (stack.auth.map(\.log) + stack.gateways.map(\.process.log)).joined(separator: "\n---\n")
                 await stack.stop()
                 Issue.record("service stack did not come up:\n\(logs.suffix(4000))")
