@@ -4,16 +4,8 @@ import Foundation
 /// Where and how to connect. Parsed from an `amqp://user:pass@host:port/vhost` URL, or, for a
 /// cluster, one with several nodes: `amqp://user:pass@node1:5672,node2:5672,node3:5672/vhost`.
 public struct AMQPConfiguration: Sendable, Hashable {
-    /// A broker node to connect to.
-    public struct Node: Sendable, Hashable, CustomStringConvertible {
-        public var host: String
-        public var port: Int
-        public init(host: String, port: Int = 5672) {
-            self.host = host
-            self.port = port
-        }
-        public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
-    }
+    /// A broker node to connect to: host and port.
+    public typealias Node = HostList.Endpoint
 
     /// The cluster's nodes. The connection starts at one picked at random (so a fleet of
     /// processes spreads over the cluster) and, when it cannot connect or loses its connection,
@@ -63,7 +55,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
     /// addresses in brackets); user, password and vhost are shared by all of them.
     public init(url: String, connectionName: String = "aira") throws {
         let invalid = AMQPError.invalidURL(URLText.redacted(url))
-        guard let (nodes, single) = Self.splitNodes(url), !nodes.isEmpty,
+        guard let (nodes, single) = HostList.split(url), !nodes.isEmpty,
               let components = URLComponents(string: single), components.scheme == "amqp",
               let host = components.host, !host.isEmpty else {
             throw invalid
@@ -71,7 +63,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
         self.init(connectionName: connectionName)
         var parsed: [Node] = []
         for text in nodes {
-            guard let node = Self.node(text) else { throw invalid }
+            guard let node = HostList.endpoint(text, defaultPort: 5672) else { throw invalid }
             parsed.append(node)
         }
         self.nodes = parsed
@@ -82,41 +74,5 @@ public struct AMQPConfiguration: Sendable, Hashable {
             let raw = String(path.dropFirst())
             self.vhost = raw.removingPercentEncoding ?? raw
         }
-    }
-
-    /// The node list of a URL's authority, and the URL with only the first node (for the rest
-    /// of the parsing). Nil when the URL has no `://`.
-    static func splitNodes(_ url: String) -> (nodes: [String], single: String)? {
-        guard let schemeEnd = url.range(of: "://") else { return nil }
-        let rest = url[schemeEnd.upperBound...]
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        let hostsStart = authority.lastIndex(of: "@").map { authority.index(after: $0) } ?? authority.startIndex
-        let nodes = authority[hostsStart...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        let single = String(url[..<hostsStart]) + (nodes.first ?? "") + String(url[authorityEnd...])
-        return (nodes, single)
-    }
-
-    /// `host`, `host:port`, `[v6]` or `[v6]:port`.
-    static func node(_ text: String) -> Node? {
-        var host = Substring(text)
-        var port = 5672
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return nil }
-            let after = host[host.index(after: close)...]
-            host = host[host.index(after: host.startIndex)..<close]
-            if !after.isEmpty {
-                guard after.hasPrefix(":"), let p = Int(after.dropFirst()) else { return nil }
-                port = p
-            }
-        } else if let colon = host.lastIndex(of: ":") {
-            guard let p = Int(host[host.index(after: colon)...]) else { return nil }
-            port = p
-            host = host[..<colon]
-        }
-        guard !host.isEmpty, (1...65_535).contains(port), !host.contains(where: { $0 == " " || $0 == "@" || $0 == "/" }) else {
-            return nil
-        }
-        return Node(host: String(host), port: port)
     }
 }

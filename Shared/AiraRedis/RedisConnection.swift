@@ -31,15 +31,9 @@ final class RedisConnection: PooledConnection {
         let connection = RedisConnection(thread: thread)
         do {
             try await thread.run { resource in
-                guard let ctx = redisConnectWithTimeout(config.host, Int32(config.port), timeval(config.connectTimeout)) else {
-                    throw RedisError.connectFailed("out of memory")
-                }
-                let context = RedisContext(ctx)
-                if ctx.pointee.err != 0 {
-                    throw RedisError.connectFailed("\(config.host):\(config.port): \(context.errorText)")
-                }
-                redisSetTimeout(ctx, timeval(config.commandTimeout))
-                _ = redisEnableKeepAlive(ctx)
+                let server = try config.sentinel.map { try Self.askSentinels($0, config: config) }
+                    ?? HostList.Endpoint(host: config.host, port: config.port)
+                let context = try Self.open(server, config: config)
                 resource = context
                 if let password = config.password {
                     if case .error(let e) = try Self.execute(context, [Array("AUTH".utf8), Array(password.utf8)]) {
@@ -51,6 +45,16 @@ final class RedisConnection: PooledConnection {
                         throw RedisError.connectFailed("SELECT: \(e)")
                     }
                 }
+                if config.sentinel != nil {
+                    // Between a sentinel's answer and now a failover may have demoted it.
+                    let role = try Self.execute(context, [Array("ROLE".utf8)])
+                    guard let first = role.array?.first?.string else {
+                        throw RedisError.connectFailed("\(server): ROLE answered \(role)")
+                    }
+                    guard first == "master" else {
+                        throw RedisError.connectFailed("\(server) is a \(first), not the primary (a failover is under way)")
+                    }
+                }
             }
         } catch {
             thread.shutdown()
@@ -59,14 +63,66 @@ final class RedisConnection: PooledConnection {
         return connection
     }
 
+    private static func open(_ server: HostList.Endpoint, config: RedisConfiguration) throws -> RedisContext {
+        guard let ctx = redisConnectWithTimeout(server.host, Int32(server.port), timeval(config.connectTimeout)) else {
+            throw RedisError.connectFailed("out of memory")
+        }
+        let context = RedisContext(ctx)
+        if ctx.pointee.err != 0 {
+            throw RedisError.connectFailed("\(server): \(context.errorText)")
+        }
+        redisSetTimeout(ctx, timeval(config.commandTimeout))
+        _ = redisEnableKeepAlive(ctx)
+        return context
+    }
+
+    /// Which sentinel a connection asks first: each new connection starts at the next, so that
+    /// one sentinel that is down costs one connect timeout at most once per round.
+    private static let nextSentinel = Atomic<Int>(0)
+
+    /// Asks the sentinels in turn for the primary's address (`SENTINEL get-master-addr-by-name`).
+    private static func askSentinels(_ sentinel: RedisConfiguration.Sentinel, config: RedisConfiguration) throws -> HostList.Endpoint {
+        let command = [Array("SENTINEL".utf8), Array("get-master-addr-by-name".utf8), Array(sentinel.primaryName.utf8)]
+        let start = Self.nextSentinel.add(1, ordering: .relaxed).oldValue
+        var failures: [String] = []
+        for i in 0..<sentinel.nodes.count {
+            let node = sentinel.nodes[(start + i) % sentinel.nodes.count]
+            do {
+                let context = try Self.open(node, config: config)
+                var reply = try Self.execute(context, command)
+                if case .error(let e) = reply, e.hasPrefix("NOAUTH"), let password = config.password {
+                    _ = try Self.execute(context, [Array("AUTH".utf8), Array(password.utf8)])
+                    reply = try Self.execute(context, command)
+                }
+                if let pair = reply.array, pair.count == 2, let host = pair[0].string, let port = pair[1].int.map(Int.init),
+                   let endpoint = HostList.endpoint(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)", defaultPort: port) {
+                    return endpoint
+                }
+                failures.append(reply.isNull ? "\(node): monitors no primary named '\(sentinel.primaryName)'" : "\(node): answered \(reply)")
+            } catch {
+                failures.append("\(error)")
+            }
+        }
+        throw RedisError.connectFailed("no sentinel named the primary: " + failures.joined(separator: "; "))
+    }
+
     /// Runs one command; a server error comes back as `.error`, not thrown.
     func send(_ args: [[UInt8]]) async throws -> RedisValue {
-        try await self.onThread { context in try Self.execute(context, args) }
+        let reply = try await self.onThread { context in try Self.execute(context, args) }
+        self.noteDemotion(reply)
+        return reply
+    }
+
+    /// A `READONLY` reply: this server was the primary and is a replica now (a failover). The
+    /// connection is discarded, so that the next one asks the sentinels (or, behind a Service
+    /// that follows the primary, reaches the new one).
+    private func noteDemotion(_ reply: RedisValue) {
+        if case .error(let e) = reply, e.hasPrefix("READONLY") { self.broken.store(true, ordering: .relaxed) }
     }
 
     /// Sends every command, then reads every reply (one round trip).
     func pipeline(_ commands: [[[UInt8]]]) async throws -> [RedisValue] {
-        try await self.onThread { context in
+        let replies = try await self.onThread { context in
             for args in commands {
                 let rc = Self.withArgv(args) { argc, argv, lens in redisAppendCommandArgv(context.pointer, argc, argv, lens) }
                 guard rc == REDIS_OK else { throw RedisError.connectionLost(context.errorText) }
@@ -84,6 +140,8 @@ final class RedisConnection: PooledConnection {
             }
             return replies
         }
+        for reply in replies { self.noteDemotion(reply) }
+        return replies
     }
 
     func close() async {

@@ -47,9 +47,13 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
     public var isRetriable: Bool {
         switch self {
         case .connectFailed, .connectionLost: true
-        case .server, .unexpectedReply, .invalidURL: false
+        // A failover under way: the server was demoted, is loading, or has no primary yet.
+        case .server(let text): Self.failoverReplies.contains { text.hasPrefix($0) }
+        case .unexpectedReply, .invalidURL: false
         }
     }
+
+    static let failoverReplies = ["READONLY", "LOADING", "MASTERDOWN"]
 
     public var description: String {
         switch self {
@@ -57,7 +61,7 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
         case .connectionLost(let s): "Redis connection lost: \(s)"
         case .server(let s): "Redis error: \(s)"
         case .unexpectedReply(let s): "unexpected Redis reply: \(s)"
-        case .invalidURL(let s): "invalid Redis URL '\(s)' (expected redis://[:password@]host:port[/db])"
+        case .invalidURL(let s): "invalid Redis URL '\(s)' (expected redis://[:password@]host:port[/db] or redis-sentinel://[:password@]sentinel:26379[,sentinel…][/db]#primary-name)"
         }
     }
 }

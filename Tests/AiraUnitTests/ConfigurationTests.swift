@@ -37,6 +37,20 @@ struct ConfigurationTests {
         let c = try RedisConfiguration(url: "redis://:secret@cache:6380/2")
         #expect(c.host == "cache" && c.port == 6380 && c.password == "secret" && c.database == 2)
         #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis://cache/notanumber") }
+        #expect(c.sentinel == nil)
+
+        // Through Sentinel: several sentinels (default port 26379), the primary's name after `#`.
+        let s = try RedisConfiguration(url: "redis-sentinel://:p%40ss@rfs-aira-redis,10.0.0.2:26380,[::1]/3#mymaster")
+        #expect(s.sentinel?.primaryName == "mymaster")
+        #expect(s.sentinel?.nodes.map(\.description) == ["rfs-aira-redis:26379", "10.0.0.2:26380", "[::1]:26379"])
+        #expect(s.password == "p@ss" && s.database == 3)
+        for bad in ["redis-sentinel://s1:26379/0", "redis-sentinel://s1,,s2#m", "redis-sentinel://s1:99999#m", "redis-sentinel://s1/x#m"] {
+            #expect(throws: RedisError.self, "\(bad)") { try RedisConfiguration(url: bad) }
+        }
+        // Failover replies are retriable server errors; others are not.
+        #expect(RedisError.server("READONLY You can't write against a read only replica.").isRetriable)
+        #expect(RedisError.server("LOADING Redis is loading the dataset in memory").isRetriable)
+        #expect(!RedisError.server("WRONGTYPE Operation against a key").isRetriable)
     }
 
     @Test("durations and lists")
