@@ -1,5 +1,6 @@
 import AiraAMQP
 import AiraCore
+import Foundation
 
 /// The one topic exchange every Aira message is published to.
 public enum AiraExchange {
@@ -32,10 +33,12 @@ public struct QueueSpec: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         /// Durable quorum queue with retry tiers and a DLQ; messages persistent.
         case work
-        /// RPC requests: a classic queue (durable, messages transient: a lost request is a caller
-        /// timeout, not lost data) with a length limit; expired requests are dropped by the broker
-        /// (the caller gave up), never dead-lettered. No retry tiers. Classic queues count no
-        /// deliveries, so a request that crashes its consumers ends when its deadline passes.
+        /// RPC requests: a quorum queue too, so that a request survives the loss of the node it
+        /// was published to (a classic queue lives on one node and dies with it), with a length
+        /// limit (publishes beyond it are refused) and each request's deadline as its TTL: the
+        /// broker drops a request whose caller gave up, never dead-letters it. No retry tiers; a
+        /// request that crashes its consumers reaches ``deliveryLimit`` and is dead-lettered.
+        /// What it costs: docs/benchmarks.md, "Quorum RPC queues".
         case rpc
     }
 
@@ -80,8 +83,9 @@ public struct QueueSpec: Sendable, Hashable {
         try await channel.declareExchange(AiraExchange.name, type: "topic", durable: true)
         try await channel.declareQueue(self.deadLetterQueue, options: .init(durable: true, arguments: Self.quorum))
 
-        var main: AMQPTable = self.kind == .work ? Self.quorum : ["x-queue-type": .string("classic")]
-        if self.kind == .work { main["x-delivery-limit"] = .int(Self.brokerDeliveryLimit) }
+        var main = Self.quorum
+        main["x-delivery-limit"] = .int(Self.brokerDeliveryLimit)
+        if self.kind == .rpc, try Self.rpcQueueType() == "classic" { main = ["x-queue-type": .string("classic")] }
         if let maxLength {
             main["x-max-length"] = .int(Int64(maxLength))
         }
@@ -104,6 +108,18 @@ public struct QueueSpec: Sendable, Hashable {
     }
 
     static let quorum: AMQPTable = ["x-queue-type": .string("quorum")]
+
+    /// `AIRA_RPC_QUEUE_TYPE`: `quorum` (the default: RPC requests survive a node's loss) or
+    /// `classic` (one node; cheaper where a single broker runs and replication buys nothing).
+    /// Every process of a deployment must use the same (the broker refuses a queue declared
+    /// with another type); docs/messaging.md says how to switch.
+    static func rpcQueueType(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        let value = environment["AIRA_RPC_QUEUE_TYPE"].flatMap { $0.isEmpty ? nil : $0 } ?? "quorum"
+        guard value == "quorum" || value == "classic" else {
+            throw ConfigurationError(key: "AIRA_RPC_QUEUE_TYPE", value: value, expected: "quorum or classic")
+        }
+        return value
+    }
 
     /// Dead-letter through the default exchange straight to one queue, at least once.
     static func deadLetterTo(_ queue: String) -> AMQPTable {

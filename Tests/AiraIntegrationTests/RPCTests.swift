@@ -181,6 +181,25 @@ struct RPCTests {
         throw AMQPError.notConnected
     }
 
+    @Test("an RPC request queue is a quorum queue, declared again harmlessly; a classic declaration of it is refused")
+    func quorumQueue() async throws {
+        let h = try await MessagingHarness.make()
+        let spec = QueueSpec(name: uniqueName("rpc.quorum"), bindings: [], kind: .rpc, maxLength: 100)
+        try await spec.declare(on: h.admin)
+        try await spec.declare(on: h.admin)  // what every (re)connecting process does
+        let other = try await h.connection.openChannel()
+        await #expect {
+            // Every argument as declared, but the type.
+            try await other.declareQueue(spec.name, options: .init(durable: true, arguments: [
+                "x-queue-type": .string("classic"), "x-max-length": .int(100), "x-overflow": .string("reject-publish"),
+                "x-delivery-limit": .int(QueueSpec.brokerDeliveryLimit)]))
+        } throws: { error in
+            guard case AMQPError.channelClosed(406, let text) = error else { return false }
+            return text.contains("x-queue-type")
+        }
+        await h.tearDown(spec)
+    }
+
     @Test("no server bound: a call fails fast as unavailable")
     func noServer() async throws {
         let h = try await MessagingHarness.make()

@@ -138,3 +138,14 @@ struct EnvelopeTests {
         #expect(ErrorClassification.message(TransientError(code: "t", String(repeating: "a", count: 5000))).count == 1001)
     }
 }
+
+@Suite("RPC queue type")
+struct RPCQueueTypeTests {
+    @Test("AIRA_RPC_QUEUE_TYPE: quorum by default, classic on request, anything else refused")
+    func parse() throws {
+        #expect(try QueueSpec.rpcQueueType([:]) == "quorum")
+        #expect(try QueueSpec.rpcQueueType(["AIRA_RPC_QUEUE_TYPE": ""]) == "quorum")
+        #expect(try QueueSpec.rpcQueueType(["AIRA_RPC_QUEUE_TYPE": "classic"]) == "classic")
+        #expect(throws: ConfigurationError.self) { try QueueSpec.rpcQueueType(["AIRA_RPC_QUEUE_TYPE": "stream"]) }
+    }
+}
