@@ -13,7 +13,7 @@ struct AiraAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aira-admin",
         abstract: "Operate Aira: queue health, dead letters (inspect, replay, purge), migrations, the first admin, the nightly analysis.",
-        subcommands: [Queues.self, DLQ.self, Migrate.self, User.self, Keys.self, Analysis.self, DB.self])
+        subcommands: [Queues.self, DLQ.self, Migrate.self, User.self, Keys.self, Analysis.self, DB.self, Topology.self])
 }
 
 /// Options every command that talks to the broker shares.

@@ -46,6 +46,20 @@ public struct PostgresMigrator: Sendable {
         self.logger = logger
     }
 
+    /// The versions of `migrations` not applied yet (all of them on a database never migrated).
+    /// Reads only: what a service waiting for the migration Job asks.
+    public func pending(_ migrations: [Migration]) async throws -> [Int] {
+        try await self.client.withConnection { conn in
+            let exists = try await conn.query("SELECT to_regclass('aira_schema_migrations') IS NOT NULL AS exists").rows.first
+            guard try exists?.decode("exists", as: Bool.self) == true else { return migrations.map(\.version).sorted() }
+            var applied = Set<Int>()
+            for row in try await conn.query("SELECT version FROM aira_schema_migrations").rows {
+                applied.insert(try row.decode("version"))
+            }
+            return migrations.map(\.version).filter { !applied.contains($0) }.sorted()
+        }
+    }
+
     /// Returns the versions it applied now.
     @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> [Int] {
