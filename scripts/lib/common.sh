@@ -285,3 +285,13 @@ load_tools() {
     "$venv/bin/pip" install -q --disable-pip-version-check "locust>=2.30,<3" "matplotlib>=3.8,<4"
   fi
 }
+
+# kubernetes-validate (it ships the Kubernetes schemas) and PyYAML, for scripts/test-kubernetes
+# (after python_tools).
+kube_tools() {
+  local venv="$AIRA_DATA/venv"
+  if ! "$venv/bin/python" -c "import kubernetes_validate, yaml" 2>/dev/null; then
+    log "installing kubernetes-validate and PyYAML into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate>=1.31,<2" "PyYAML>=6,<7"
+  fi
+}
