@@ -6,7 +6,7 @@
 //
 //   aira-chaos [--short] [CASE ...]      (default: every case)
 //     workers killed:   kill-audit-writer kill-email-worker kill-thumbnail-worker kill-auth kill-gpt-proxy kill-analyzer
-//     servers down:     kill-rabbitmq redis-down postgres-down disk-full
+//     servers down:     kill-rabbitmq redis-down postgres-down disk-full cluster-node-loss
 //     operators:        replay-killed
 //     hostile input:    garbage-amqp hostile-http fuzz-api
 //
@@ -29,7 +29,7 @@ var arguments = Array(CommandLine.arguments.dropFirst())
 let short = arguments.contains("--short")
 arguments.removeAll { $0 == "--short" }
 let allCases = ["kill-audit-writer", "kill-email-worker", "kill-thumbnail-worker", "kill-auth", "kill-gpt-proxy", "kill-analyzer", "kill-rabbitmq",
-                "redis-down", "postgres-down", "disk-full", "replay-killed", "garbage-amqp", "hostile-http", "fuzz-api"]
+                "redis-down", "postgres-down", "disk-full", "cluster-node-loss", "replay-killed", "garbage-amqp", "hostile-http", "fuzz-api"]
 let chosen = arguments.isEmpty ? allCases : arguments
 if let unknown = chosen.first(where: { !allCases.contains($0) }) {
     FileHandle.standardError.write(Data("aira-chaos: unknown case \(unknown) (one of: \(allCases.joined(separator: ", ")))\n".utf8))
@@ -59,6 +59,8 @@ for name in chosen {
             outcomes.append(try await redisDown(outage: .seconds(30), around: .seconds(short ? 5 : 15)))
         case "postgres-down":
             outcomes.append(try await postgresDown(count: short ? 3_000 : 10_000, perSecond: short ? 50 : 100, outage: .seconds(30)))
+        case "cluster-node-loss":
+            outcomes.append(try await clusterNodeLoss(count: short ? 1_500 : 6_000, perSecond: short ? 100 : 150))
         case "disk-full":
             outcomes.append(try await diskFull())
         case "replay-killed":
