@@ -144,17 +144,29 @@ private func clusterNodeLoss(count: Int, perSecond: Int, stack: LocalRun, outcom
     return outcome
 }
 
-/// `bash -c COMMAND` to its end (SIGKILL after `timeout`): exit status and output. Not a pipe a
-/// node started in the background could hold open: the output goes through a file.
+/// `bash -c COMMAND` to its end (SIGKILL after `timeout`): exit status and output. Its output
+/// goes through a file (a node started in the background could hold a pipe open), and it is
+/// spawned and reaped with posix_spawn and waitpid, not Foundation's Process, whose exit
+/// monitoring misses short-lived children (LocalRun.spawn says the same).
 func shell(_ command: String, timeout: Duration = .seconds(60)) async -> (status: Int32, output: String) {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("aira-chaos-\(UUID().uuidString.prefix(8)).txt")
     defer { try? FileManager.default.removeItem(at: out) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = ["-c", "\(command) >\(out.path) 2>&1 </dev/null"]
-    do { try process.run() } catch { return (127, "\(error)") }
+    let argv = ["/bin/bash", "-c", "\(command) >\(out.path) 2>&1 </dev/null"]
+    let cArgv = argv.map { strdup($0) } + [nil]
+    let cEnvp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (cArgv + cEnvp).forEach { free($0) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, "/bin/bash", nil, nil, cArgv, cEnvp) == 0 else { return (127, "posix_spawn failed") }
     let deadline = ContinuousClock.now + timeout
-    while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(100)) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-    return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+    var status: Int32 = 0
+    while waitpid(pid, &status, WNOHANG) == 0 {
+        if ContinuousClock.now > deadline {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+            break
+        }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return (exit, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
 }
