@@ -99,8 +99,8 @@ private func clusterNodeLoss(count: Int, perSecond: Int, stack: LocalRun, outcom
     stack.extraEnvironment["AIRA_RABBITMQ_MANAGEMENT_URL"] = "http://guest:guest@127.0.0.1:\(managementPort(watcher))"
     let before = confirmed.current
     calls.phase.withLock { $0 = "during" }
+    let killedAt = ContinuousClock.now  // before the command: it takes a second or so to send the signal
     let killed = await shell("bash \(cluster) kill \(victim)")
-    let killedAt = ContinuousClock.now
     guard killed.status == 0 else { throw ChaosError("scripts/cluster kill \(victim): \(killed.output)") }
     log("cluster: SIGKILL to node \(victim) (\(leader), leading \(leads[leader] ?? 0) of the weighted busiest queues) after \(before) of \(count) messages")
     try await Task.sleep(for: .seconds(10))
@@ -144,29 +144,15 @@ private func clusterNodeLoss(count: Int, perSecond: Int, stack: LocalRun, outcom
     return outcome
 }
 
-/// `bash -c COMMAND` to its end (SIGKILL after `timeout`): exit status and output. Its output
-/// goes through a file (a node started in the background could hold a pipe open), and it is
-/// spawned and reaped with posix_spawn and waitpid, not Foundation's Process, whose exit
-/// monitoring misses short-lived children (LocalRun.spawn says the same).
+/// `bash -c COMMAND` to its end (SIGKILL after `timeout`): exit status and output (through a
+/// file: a node started in the background could hold a pipe open).
 func shell(_ command: String, timeout: Duration = .seconds(60)) async -> (status: Int32, output: String) {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("aira-chaos-\(UUID().uuidString.prefix(8)).txt")
     defer { try? FileManager.default.removeItem(at: out) }
-    let argv = ["/bin/bash", "-c", "\(command) >\(out.path) 2>&1 </dev/null"]
-    let cArgv = argv.map { strdup($0) } + [nil]
-    let cEnvp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { (cArgv + cEnvp).forEach { free($0) } }
-    var pid: pid_t = 0
-    guard posix_spawn(&pid, "/bin/bash", nil, nil, cArgv, cEnvp) == 0 else { return (127, "posix_spawn failed") }
-    let deadline = ContinuousClock.now + timeout
-    var status: Int32 = 0
-    while waitpid(pid, &status, WNOHANG) == 0 {
-        if ContinuousClock.now > deadline {
-            kill(pid, SIGKILL)
-            waitpid(pid, &status, 0)
-            break
-        }
-        try? await Task.sleep(for: .milliseconds(100))
+    do {
+        let child = try LocalRun.spawn("/bin/bash", ["-c", command], environment: environment, output: out)
+        return try await child.wait(timeout: timeout)
+    } catch {
+        return (127, "\(error)")
     }
-    let exit: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    return (exit, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
 }

@@ -138,6 +138,12 @@ public final class LocalRun: @unchecked Sendable {
 
     public func spawn(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Child {
         let output = self.directory.appendingPathComponent("out-\(UUID().uuidString.prefix(6)).txt")
+        return try Self.spawn(executable, arguments, environment: self.environment.merging(extra) { $1 }, output: output)
+    }
+
+    /// A child process with exactly `environment`, its standard output and error to `output`
+    /// (created), its standard input /dev/null; no stack needed.
+    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String], output: URL) throws -> Child {
         FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         defer { try? handle.close() }
@@ -150,12 +156,23 @@ public final class LocalRun: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, handle.fileDescriptor, 1)
         posix_spawn_file_actions_adddup2(&actions, handle.fileDescriptor, 2)
         let argv = [executable] + arguments
-        let envp = self.environment.merging(extra) { $1 }.map { "\($0.key)=\($0.value)" }
+        let envp = environment.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let cArgv = argv.map { strdup($0) } + [nil]
         let cEnvp = envp.map { strdup($0) } + [nil]
         defer { (cArgv + cEnvp).forEach { free($0) } }
-        let spawned = posix_spawn(&pid, executable, &actions, nil, cArgv, cEnvp)
+        // A clean signal state, as a shell gives its children (Foundation's Process does the
+        // same): not the test process's blocked signals or ignored SIGPIPE.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, cArgv, cEnvp)
         guard spawned == 0 else { throw RunError.status("posix_spawn \(executable): \(spawned)") }
         return Child(pid: pid, output: output)
     }
