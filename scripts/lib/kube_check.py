@@ -238,8 +238,6 @@ def check(build, topology, consumers, documented, external):
                 scaled_on.add(q)
                 if q not in queues:
                     p(f"{where}: queue '{q}' is not in Aira's topology (aira-admin topology)")
-                elif queues[q]["kind"] == "rpc" and lo < 1:
-                    p(f"{where}: {target} consumes the RPC queue {q} but may scale to zero (minReplicaCount {lo})")
                 if md.get("mode") != "QueueLength":
                     p(f"{where}: trigger on {q} has mode {md.get('mode')}, expected QueueLength")
                 try:
@@ -278,10 +276,11 @@ def check(build, topology, consumers, documented, external):
                 p(f"{where}: trigger type {t['type']} is not one these checks know")
         if consumed - scaled_on and any(t["type"] == "rabbitmq" for t in triggers):
             p(f"{where}: {target} consumes {sorted(consumed - scaled_on)} but is not scaled on it")
-        if any(consumers.get(q, ("", [target]))[1] and target not in consumers.get(q, ("", [target]))[1] for q in scaled_on):
-            p(f"{where}: scaled on a queue {target} does not consume: {sorted(q for q in scaled_on if target not in consumers.get(q, ('', [target]))[1])}")
+        foreign = sorted(q for q in scaled_on if q in consumers and target not in consumers[q][1])
+        if foreign:
+            p(f"{where}: scaled on queues {target} does not consume: {foreign}")
         if any(queues.get(q, {}).get("kind") == "rpc" for q in consumed) and lo < 1:
-            p(f"{where}: {target} is an RPC consumer and may scale to zero")
+            p(f"{where}: {target} consumes an RPC queue but may scale to zero (minReplicaCount {lo})")
 
     for rf in build.all("RedisFailover"):
         sp = rf["spec"].get("auth", {}).get("secretPath")
