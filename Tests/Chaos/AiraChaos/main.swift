@@ -56,9 +56,9 @@ for name in chosen {
         case "kill-rabbitmq":
             outcomes.append(try await killRabbitMQ(count: short ? 3_000 : 10_000, perSecond: short ? 150 : 300))
         case "redis-down":
-            outcomes.append(try await redisDown(outage: .seconds(30), around: .seconds(short ? 5 : 15)))
+            outcomes.append(try await redisDown(outage: .seconds(short ? 15 : 30), around: .seconds(short ? 5 : 15)))
         case "postgres-down":
-            outcomes.append(try await postgresDown(count: short ? 3_000 : 10_000, perSecond: short ? 50 : 100, outage: .seconds(30)))
+            outcomes.append(try await postgresDown(count: short ? 1_500 : 10_000, perSecond: short ? 50 : 100, outage: .seconds(short ? 15 : 30)))
         case "cluster-node-loss":
             outcomes.append(try await clusterNodeLoss(count: short ? 1_500 : 6_000, perSecond: short ? 100 : 150))
         case "disk-full":
