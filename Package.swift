@@ -157,7 +157,7 @@ let package = Package(
         .executableTarget(name: "aira-test-worker", dependencies: ["AiraServiceKit"],
                           path: "Tests/Support/AiraTestWorker", swiftSettings: swiftSettings),
         // scripts/bench-messaging: the runtime next to rabbitmq-c driven directly.
-        .executableTarget(name: "aira-bench-messaging", dependencies: ["AiraMessaging", "CRabbitMQ"],
+        .executableTarget(name: "aira-bench-messaging", dependencies: ["AiraMessaging", "AiraCore", "CRabbitMQ"],
                           path: "Tests/Benchmarks/AiraBenchMessaging", swiftSettings: swiftSettings),
 
         // scripts/bench-auth: bcrypt timing and user seeding.

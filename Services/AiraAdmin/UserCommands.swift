@@ -37,7 +37,7 @@ struct User: AsyncParsableCommand {
             if let existing {
                 guard promote else { throw CLIError("\(email) already has an account (role \(existing.role.rawValue)); use --promote to make it ADMIN") }
                 try await store.setRole(.admin, for: existing.id)
-                print("promoted \(email) (\(existing.id.uuidString.lowercased())) to ADMIN")
+                print("promoted \(email) (\(existing.id.lowercasedString)) to ADMIN")
                 return
             }
             print("password for \(email) (read from standard input): ", terminator: "")
@@ -50,7 +50,7 @@ struct User: AsyncParsableCommand {
             guard (4...31).contains(cost) else { throw ValidationError("--bcrypt-cost must be 4...31") }
             let hash = try await PasswordHasher(cost: UInt8(cost)).hash(password)
             let account = try await store.create(email: email, passwordHash: hash, role: .admin, verified: true)
-            print("created ADMIN \(account.email) (\(account.id.uuidString.lowercased()))")
+            print("created ADMIN \(account.email) (\(account.id.lowercasedString))")
         }
     }
 }

@@ -167,7 +167,7 @@ final class AnalysisBatcher: Service, Sendable {
         var events: [UUID: [UserEvent]] = [:]
         events.reserveCapacity(users.count)
         for row in rows {
-            guard let id = row.values[0].flatMap(UUID.init(uuidString:)), let off = row.values[1].flatMap({ Int($0) }),
+            guard let id = row.values[0].flatMap(UUID.init(text:)), let off = row.values[1].flatMap({ Int($0) }),
                   let type = row.values[2] else { continue }
             let text = type == ActivityEvents.play ? row.values[3].flatMap { titles[$0] } : row.values[3]
             events[id, default: []].append(UserEvent(type: type, dayOffset: off, text: text))

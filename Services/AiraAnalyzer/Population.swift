@@ -1,4 +1,5 @@
 import AiraAnalysis
+import AiraCore
 import AiraPostgres
 import Foundation
 import Logging
@@ -47,7 +48,7 @@ struct Population: Sendable {
         samples.reserveCapacity(rows.count)
         let window = ActivityEvents.windowDays
         for row in rows {
-            guard let idText = row.values[0], let id = UUID(uuidString: idText), let daysText = row.values[1] else { continue }
+            guard let idText = row.values[0], let id = UUID(text: idText), let daysText = row.values[1] else { continue }
             var days = [DailyActivity](repeating: DailyActivity(), count: window + 1)
             // "off:n:q:p,off:n:q:p,…", read byte by byte (a String per number cost more than the fit).
             var fields = (0, 0, 0, 0), index = 0, value = 0

@@ -1,3 +1,4 @@
+import AiraCore
 import AiraPostgres
 import Foundation
 import Synchronization
@@ -34,7 +35,7 @@ final class VideoTitles: Sendable {
         }
         guard !missing.isEmpty else { return found }
         var fetched: [String: String?] = Dictionary(uniqueKeysWithValues: missing.map { ($0, nil) })
-        let parsed = missing.compactMap { text in UUID(uuidString: text).map { ($0, text) } }
+        let parsed = missing.compactMap { text in UUID(text: text).map { ($0, text) } }
         var texts: [UUID: [String]] = [:]
         for (id, text) in parsed { texts[id, default: []].append(text) }
         let ids = Array(texts.keys)
@@ -43,7 +44,7 @@ final class VideoTitles: Sendable {
                 SELECT id, title FROM videos WHERE id = ANY(\(PostgresArray(chunk.map(\.lowercasedString)))::uuid[])
                 """).rows
             for row in rows {
-                guard let id = row.values[0].flatMap(UUID.init(uuidString:)), let title = row.values[1] else { continue }
+                guard let id = row.values[0].flatMap(UUID.init(text:)), let title = row.values[1] else { continue }
                 for text in texts[id] ?? [] {
                     fetched[text] = title
                     found[text] = title

@@ -47,7 +47,7 @@ do {
     let scheduler = AnalysisScheduler(schedule: schedule,
                                       checkInterval: try env.duration("AIRA_ANALYZER_CHECK_INTERVAL", default: .seconds(30)),
                                       coordinator: coordinator, runs: AnalysisRuns(database: database), logger: logger)
-    logger.info("analyzer configured", metadata: ["instance": "\(instance)", "queue": "\(queueName)",
+    logger.info("analyzer configured", metadata: ["instance": "\(instance)", LogKey.queue: "\(queueName)",
                                                   "batch": "\(batchOptions.maxBatch)", "parallel_batches": "\(batchOptions.parallelBatches)"])
     // Stopped in reverse order: the scheduler first (a fan-out stops between batches and leaves
     // the rest to another instance), then the consumer drains, then the batcher.

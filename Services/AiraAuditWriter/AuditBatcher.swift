@@ -34,7 +34,7 @@ struct AuditRow: Sendable {
             for (k, v) in attributes { cleaned[Self.clean(k)] = Self.clean(v) }
         }
         var out: [UInt8] = []
-        FlatJSON.append(cleaned, sorted: false, to: &out) // jsonb orders keys itself
+        JSONText.appendObject(cleaned, sorted: false, to: &out) // jsonb orders keys itself
         return String(decoding: out, as: UTF8.self)
     }
 }

@@ -69,7 +69,7 @@ struct AuthService: Sendable {
         let token = OpaqueToken.random(prefix: "ev_")
         let tokenKey = Self.verificationKey(token)
         do {
-            _ = try await self.redis.set(tokenKey, account.id.uuidString.lowercased(), expire: self.verificationLifetime)
+            _ = try await self.redis.set(tokenKey, account.id.lowercasedString, expire: self.verificationLifetime)
             // One verification mail per account, however often the sign-up is delivered: the
             // message id is the email worker's idempotency key (a repeat's token stays valid too).
             try await context.publisher.publish(EmailMessage(to: email, template: "verification", parameters: [
@@ -89,7 +89,7 @@ struct AuthService: Sendable {
 
     func verifyEmail(_ request: VerifyEmailRequest, context: MessageContext) async throws -> UserView {
         guard request.token.hasPrefix("ev_"), request.token.count < 100,
-              let id = try await self.redis.get(Self.verificationKey(request.token)).flatMap(UUID.init(uuidString:)) else {
+              let id = try await self.redis.get(Self.verificationKey(request.token)).flatMap(UUID.init(text:)) else {
             throw RPCErrorReply(code: AuthError.invalidToken, message: "verification link unknown or expired")
         }
         let account: Account
@@ -231,7 +231,7 @@ struct AuthService: Sendable {
         do {
             account = try await self.accounts.setSuspended(request.suspended, for: request.userId)
         } catch AccountStore.StoreError.notFound {
-            throw RPCErrorReply(code: AuthError.notFound, message: "no user \(request.userId.uuidString.lowercased())")
+            throw RPCErrorReply(code: AuthError.notFound, message: "no user \(request.userId.lowercasedString)")
         }
         var ended = 0
         if request.suspended { ended = try await self.refreshTokens.revokeAll(userID: account.id) }

@@ -50,7 +50,7 @@ struct LoginThrottle: Sendable {
         } catch {
             Self.fallbacks.increment()
             if self.local.shouldLog() {
-                self.logger.warning("login throttle: Redis unreachable, throttling in this process", metadata: ["error": "\(error)"])
+                self.logger.warning("login throttle: Redis unreachable, throttling in this process", metadata: [LogKey.error: "\(error)"])
             }
             return local()
         }

@@ -1,3 +1,4 @@
+import AiraCore
 import AiraTokens
 import Logging
 import Metrics
@@ -22,7 +23,7 @@ struct SessionPurger: Service {
                 } catch is CancellationError {
                     return
                 } catch {
-                    self.logger.warning("session purge failed; trying again next time", metadata: ["error": "\(error)"])
+                    self.logger.warning("session purge failed; trying again next time", metadata: [LogKey.error: "\(error)"])
                 }
                 try? await Task.sleep(for: self.interval)
             }

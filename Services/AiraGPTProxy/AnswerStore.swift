@@ -239,7 +239,7 @@ struct AnswerStore: Sendable {
 
     private func degraded(_ what: String, _ error: any Error) {
         Self.redisErrors.increment()
-        self.logger.warning("redis unavailable: \(what) degraded", metadata: ["error": "\(error)"])
+        self.logger.warning("redis unavailable: \(what) degraded", metadata: [LogKey.error: "\(error)"])
     }
 }
 

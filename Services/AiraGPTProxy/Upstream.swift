@@ -89,12 +89,12 @@ struct Upstream: Sendable {
                 let wait = error.retryAfter ?? self.configuration.backoff.delay(attempt: attempt - 1)
                 let fits = Date().addingTimeInterval(wait.seconds + 0.05) < deadline
                 guard error.retriable, attempt <= self.configuration.retries, fits else {
-                    self.logger.warning("upstream call failed", metadata: ["error": "\(error.reply.message)", "detail": "\(error.detail ?? "")",
-                                                                         "attempts": "\(attempt)"])
+                    self.logger.warning("upstream call failed", metadata: [LogKey.error: "\(error.reply.message)", "detail": "\(error.detail ?? "")",
+                                                                         LogKey.attempts: "\(attempt)"])
                     throw error.reply
                 }
                 Self.retried.increment()
-                self.logger.info("upstream call failed, retrying", metadata: ["error": "\(error.reply.message)", "detail": "\(error.detail ?? "")",
+                self.logger.info("upstream call failed, retrying", metadata: [LogKey.error: "\(error.reply.message)", "detail": "\(error.detail ?? "")",
                                                                           "wait": "\(wait)"])
                 try await Task.sleep(for: wait)
             }

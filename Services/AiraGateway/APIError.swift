@@ -173,7 +173,7 @@ func backend<T>(_ message: String, retryAfter: Int = 2, _ context: GatewayContex
     } catch let error as APIError {
         throw error
     } catch {
-        context.logger.warning("backend unavailable", metadata: ["error": "\(error)", "answer": "\(message)"])
+        context.logger.warning("backend unavailable", metadata: [LogKey.error: "\(error)", "answer": "\(message)"])
         throw APIError.unavailable(message, retryAfter: retryAfter)
     }
 }

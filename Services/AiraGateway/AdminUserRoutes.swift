@@ -1,3 +1,4 @@
+import AiraCore
 import AiraPostgres
 import Foundation
 import Hummingbird
@@ -28,7 +29,7 @@ struct AdminUserRoutes: Sendable {
         var binds: [(any PostgresBindable)?] = []
         if let q = request.uri.queryParameters.get("q")?.trimmingCharacters(in: .whitespaces), !q.isEmpty {
             guard q.count <= 200 else { throw APIError.badRequest("invalid_request", "'q' must be at most 200 characters") }
-            if let id = UUID(uuidString: q) {
+            if let id = UUID(text: q) {
                 binds.append(id)
                 sql += " AND id = $1"
             } else {
@@ -39,7 +40,7 @@ struct AdminUserRoutes: Sendable {
                 sql += " AND lower(email) LIKE $1"
             }
         }
-        if let (us, id) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
+        if let (us, id) = try page.after({ Int64($0) }, { UUID(text: $0) }) {
             binds += [us, id]
             sql += " AND (created_at, id) < ('epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond', $\(binds.count))"
         }

@@ -34,7 +34,7 @@ struct AuditRoutes: Sendable {
             sql += " AND " + condition("$\(binds.count)")
         }
         if let raw = query.get("userId") {
-            guard let id = UUID(uuidString: raw) else { throw APIError.badRequest("invalid_request", "'userId' must be a user id") }
+            guard let id = UUID(text: raw) else { throw APIError.badRequest("invalid_request", "'userId' must be a user id") }
             add(id) { "user_id = \($0)" }
         }
         if let type = query.get("type") {

@@ -1,5 +1,6 @@
 import AiraAccounts
 import AiraContracts
+import AiraCore
 import AiraMessaging
 import AiraServiceKit
 import AiraTokens
@@ -168,7 +169,7 @@ struct AuthRoutes: Sendable {
         do {
             account = try await self.accounts.find(id: id)
         } catch {
-            context.logger.warning("user lookup failed", metadata: ["error": "\(error)"])
+            context.logger.warning("user lookup failed", metadata: [LogKey.error: "\(error)"])
             throw APIError.unavailable("the user database is not reachable, try again")
         }
         guard let account else { throw APIError(status: .notFound, code: "not_found", message: "this account no longer exists") }
@@ -183,7 +184,7 @@ struct AuthRoutes: Sendable {
     func setSuspended(_ suspended: Bool) -> @Sendable (Request, GatewayContext) async throws -> Response {
         { request, context in
             let claims = try context.user()
-            guard let raw = context.parameters.get("id"), let target = UUID(uuidString: raw) else {
+            guard let raw = context.parameters.get("id"), let target = UUID(text: raw) else {
                 throw APIError.badRequest("invalid_request", "the user id in the path is not a UUID")
             }
             let user = try await self.calls.call(

@@ -53,10 +53,10 @@ struct ContentContext: Sendable {
         do {
             return try await body()
         } catch let error as PostgresError where error.sqlState == nil || error.isRetriable {
-            context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
+            context.logger.warning("database unavailable", metadata: [LogKey.error: "\(error)"])
             throw APIError.unavailable("the content database is not reachable, try again", retryAfter: 2)
         } catch let error as ConnectionPoolError {
-            context.logger.warning("database busy", metadata: ["error": "\(error)"])
+            context.logger.warning("database busy", metadata: [LogKey.error: "\(error)"])
             throw APIError.unavailable("the content database is busy, try again", retryAfter: 1)
         }
     }
@@ -71,7 +71,7 @@ struct ContentContext: Sendable {
             return try await self.redis.exists(Self.freshKey(user))
         } catch {
             Self.markerFailures.increment()
-            context.logger.warning("read-your-writes marker unreadable", metadata: ["error": "\(error)"])
+            context.logger.warning("read-your-writes marker unreadable", metadata: [LogKey.error: "\(error)"])
             return false
         }
     }
@@ -83,7 +83,7 @@ struct ContentContext: Sendable {
             _ = try await self.redis.set(Self.freshKey(user), "1", expire: self.freshWindow)
         } catch {
             Self.markerFailures.increment()
-            context.logger.warning("read-your-writes marker not set", metadata: ["error": "\(error)"])
+            context.logger.warning("read-your-writes marker not set", metadata: [LogKey.error: "\(error)"])
         }
     }
 
@@ -129,13 +129,13 @@ struct ContentContext: Sendable {
             try await self.trail.record(event)
         } catch {
             Self.auditFailures.increment()
-            context.logger.error("audit event not published", metadata: ["type": "\(type)", "error": "\(error)"])
+            context.logger.error("audit event not published", metadata: ["type": "\(type)", LogKey.error: "\(error)"])
         }
     }
 
     /// The UUID in path parameter `name`; anything else names nothing, so 404.
     static func pathID(_ context: GatewayContext, _ name: String = "id", what: String) throws -> UUID {
-        guard let raw = context.parameters.get(name), let id = UUID(uuidString: raw) else { throw APIError.notFound(what) }
+        guard let raw = context.parameters.get(name), let id = UUID(text: raw) else { throw APIError.notFound(what) }
         return id
     }
 }

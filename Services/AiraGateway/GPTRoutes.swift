@@ -117,7 +117,7 @@ struct GPTRoutes: Sendable {
                 }
             } catch let error as APIError {
                 // Headers are gone: the failure travels as an error event, as OpenAI's API does.
-                logger.warning("stream ended by an error", metadata: ["error": "\(error)"])
+                logger.warning("stream ended by an error", metadata: [LogKey.error: "\(error)"])
                 try await send(APIError.ErrorBody(error: .init(code: error.code, message: error.message, details: error.details)))
             }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))

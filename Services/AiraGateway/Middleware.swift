@@ -1,3 +1,4 @@
+import AiraCore
 import AiraMessaging
 import AiraTokens
 import Foundation
@@ -60,7 +61,7 @@ struct RequestMiddleware: RouterMiddleware {
             response = try APIError(status: error.status, code: Self.code(for: error.status), message: error.status.reasonPhrase)
                 .response(from: request, context: context)
         } catch {
-            context.logger.error("unhandled error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            context.logger.error("unhandled error", metadata: [LogKey.error: "\(error)", "path": "\(request.uri.path)"])
             response = try APIError(status: .internalServerError, code: "internal", message: "internal error (request \(context.requestID))")
                 .response(from: request, context: context)
         }

@@ -1,4 +1,5 @@
 import AiraContracts
+import AiraCore
 import AiraMessaging
 import AiraPostgres
 import Foundation
@@ -109,7 +110,7 @@ struct PlaylistRoutes: Sendable {
                 guard let caller else { throw APIError.unauthenticated("'owner=me' needs an access token") }
                 owner = caller
             } else {
-                guard let id = UUID(uuidString: raw) else { throw APIError.badRequest("invalid_request", "'owner' must be 'me' or a user id") }
+                guard let id = UUID(text: raw) else { throw APIError.badRequest("invalid_request", "'owner' must be 'me' or a user id") }
                 owner = id
             }
         }
@@ -121,7 +122,7 @@ struct PlaylistRoutes: Sendable {
             sql += " AND p.owner_id = $\(binds.count)"
         }
         if !seesPrivate { sql += " AND p.is_public" }
-        if let (us, id) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
+        if let (us, id) = try page.after({ Int64($0) }, { UUID(text: $0) }) {
             binds += [us, id]
             sql += " AND (p.created_at, p.id) < ('epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond', $\(binds.count))"
         }
@@ -184,7 +185,7 @@ struct PlaylistRoutes: Sendable {
         _ = try await self.visible(id, context)
         var binds: [(any PostgresBindable)?] = [id]
         var sql = "SELECT pv.position, pv.added_at, \(VideoRoutes.columns) FROM playlist_videos pv JOIN videos v ON v.id = pv.video_id WHERE pv.playlist_id = $1"
-        if let (position, video) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
+        if let (position, video) = try page.after({ Int64($0) }, { UUID(text: $0) }) {
             binds += [position, video]
             sql += " AND (pv.position, pv.video_id) > ($2, $3)"
         }

@@ -1,4 +1,5 @@
 import AiraContracts
+import AiraCore
 import AiraMessaging
 import AiraPostgres
 import Foundation
@@ -320,7 +321,7 @@ struct PostRoutes: Sendable {
         /// Rows after `key` in this order; appends its binds.
         func after(_ key: [String], binds: inout [(any PostgresBindable)?]) throws -> String {
             let invalid = APIError.badRequest("invalid_cursor", "'cursor' is not one this API gave out")
-            guard key.count == self.keyNames.count, let id = UUID(uuidString: key.last!), let us = Int64(key[key.count - 2]) else { throw invalid }
+            guard key.count == self.keyNames.count, let id = UUID(text: key.last!), let us = Int64(key[key.count - 2]) else { throw invalid }
             let at = "'epoch'::timestamptz + $\(binds.count + (self == .liked ? 2 : 1)) * interval '1 microsecond'"
             switch self {
             case .newest:
@@ -345,7 +346,7 @@ struct PostRoutes: Sendable {
                     guard let caller = context.callerID else { throw APIError.unauthenticated("'author=me' needs an access token") }
                     self.author = caller
                 } else {
-                    guard let id = UUID(uuidString: raw) else { throw APIError.badRequest("invalid_request", "'author' must be 'me' or a user id") }
+                    guard let id = UUID(text: raw) else { throw APIError.badRequest("invalid_request", "'author' must be 'me' or a user id") }
                     self.author = id
                 }
             }
@@ -460,7 +461,7 @@ struct PostRoutes: Sendable {
             let total: Int = try rows.last?.decode("total") ?? 0
             let keys = rows.filter { ((try? $0.decode("n", as: Int.self)) ?? 0) % Self.anchorStride == 0 }
                 .map { row in sort.keyNames.map { (try? row.decode($0, as: String.self)) ?? "" }.joined(separator: "\n") }
-            let scratch = redisKey + ":" + UUID().uuidString
+            let scratch = redisKey + ":" + UUID().lowercasedString
             _ = try? await self.content.redis.pipeline([["RPUSH", scratch, String(total)] + keys, ["PEXPIRE", scratch, "60000"],
                                                         ["RENAME", scratch, redisKey]])
             return [String(total)] + keys
@@ -499,7 +500,7 @@ struct PostRoutes: Sendable {
             var sql: String
             if relevance {
                 var after = ""
-                if let (score, id) = try page.after({ Double($0) }, { UUID(uuidString: $0) }) {
+                if let (score, id) = try page.after({ Double($0) }, { UUID(text: $0) }) {
                     binds += [score, id]
                     after = " WHERE (c.score, c.id) < ($\(binds.count - 1)::float8, $\(binds.count)::uuid)"
                 }
@@ -519,7 +520,7 @@ struct PostRoutes: Sendable {
                 // RUM: in time order from the cursor's time down (rows at the very same microsecond
                 // come in the index's order, not by id); GIN: fetched and sorted.
                 var newest = fromIndex ? "p.created_at <=| '2200-01-01'::timestamptz" : "p.created_at DESC, p.id DESC"
-                if let (us, id) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
+                if let (us, id) = try page.after({ Int64($0) }, { UUID(text: $0) }) {
                     binds += [us, id]
                     let at = "'epoch'::timestamptz + $\(binds.count - 1) * interval '1 microsecond'"
                     after = " AND (p.created_at, p.id) < (\(at), $\(binds.count))"

@@ -85,7 +85,7 @@ struct PostsCache: Sendable {
                           fresh: parts[2].string == "1", page: page)
         } catch {
             Self.failures.increment()
-            self.logger.warning("posts cache unreadable", metadata: ["error": "\(error)"])
+            self.logger.warning("posts cache unreadable", metadata: [LogKey.error: "\(error)"])
             return nil
         }
     }
@@ -95,7 +95,7 @@ struct PostsCache: Sendable {
             _ = try await self.redis.set(Self.pagePrefix + generation + ":" + key, bytes: bytes, expire: self.ttl)
         } catch {
             Self.failures.increment()
-            self.logger.warning("posts cache not written", metadata: ["error": "\(error)"])
+            self.logger.warning("posts cache not written", metadata: [LogKey.error: "\(error)"])
         }
     }
 
@@ -104,7 +104,7 @@ struct PostsCache: Sendable {
         var watermark: UInt64 = 0
         if self.reads.replica != nil {
             do { watermark = try await self.reads.primaryLSN() } catch {
-                context.logger.warning("write position unknown", metadata: ["error": "\(error)"])
+                context.logger.warning("write position unknown", metadata: [LogKey.error: "\(error)"])
                 // Unknown: the maximum keeps replica reads out of the cache until the next write.
                 watermark = UInt64(1) << 52
             }
@@ -115,7 +115,7 @@ struct PostsCache: Sendable {
                                           args: [String(watermark), freshKey, String(self.freshWindow.milliseconds)])
         } catch {
             Self.failures.increment()
-            context.logger.error("posts cache not invalidated", metadata: ["error": "\(error)"])
+            context.logger.error("posts cache not invalidated", metadata: [LogKey.error: "\(error)"])
         }
     }
 

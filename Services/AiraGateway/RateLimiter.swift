@@ -200,7 +200,7 @@ final class RateLimiter: Sendable {
             }
         } catch {
             Self.errors.increment()
-            self.logger.warning("rate limiter unavailable: allowing the request", metadata: ["error": "\(error)"])
+            self.logger.warning("rate limiter unavailable: allowing the request", metadata: [LogKey.error: "\(error)"])
             return nil
         }
     }

@@ -1,4 +1,5 @@
 import AiraContracts
+import AiraCore
 import AiraMessaging
 import AiraPostgres
 import Foundation
@@ -60,7 +61,7 @@ struct VideoRoutes: Sendable {
         let page = try Page(request, parts: 2)
         var sql = "SELECT \(Self.columns), (extract(epoch FROM v.created_at) * 1000000)::bigint AS created_us FROM videos v WHERE v.owner_id = $1"
         var binds: [(any PostgresBindable)?] = [user]
-        if let (us, id) = try page.after({ Int64($0) }, { UUID(uuidString: $0) }) {
+        if let (us, id) = try page.after({ Int64($0) }, { UUID(text: $0) }) {
             binds += [us, id]
             sql += " AND (v.created_at, v.id) < ('epoch'::timestamptz + $2 * interval '1 microsecond', $3)"
         }
@@ -99,10 +100,10 @@ struct VideoRoutes: Sendable {
             if let rejection = meter.rejection { throw rejection }
             if error is APIError { throw error }
             if Self.outOfSpace(error) {
-                context.logger.error("media volume full: upload refused", metadata: ["error": "\(error)", "bytes": "\(meter.total)"])
+                context.logger.error("media volume full: upload refused", metadata: [LogKey.error: "\(error)", "bytes": "\(meter.total)"])
                 throw Self.insufficientStorage
             }
-            context.logger.warning("upload failed", metadata: ["error": "\(error)"])
+            context.logger.warning("upload failed", metadata: [LogKey.error: "\(error)"])
             throw APIError(status: .badRequest, code: "upload_failed", message: "the upload did not complete")
         }
         let mediaType = meter.mediaType ?? "application/octet-stream"
@@ -123,7 +124,7 @@ struct VideoRoutes: Sendable {
             _ = try? await self.content.database.query("DELETE FROM videos WHERE id = \(id)")
             _ = try? await FileSystem.shared.removeItem(at: FilePath(final))
             if let apiError = error as? APIError { throw apiError }
-            context.logger.error("upload not queued for processing", metadata: ["error": "\(error)"])
+            context.logger.error("upload not queued for processing", metadata: [LogKey.error: "\(error)"])
             throw APIError.unavailable("the upload could not be queued for processing, try again", retryAfter: 5)
         }
         let view = try Self.view(row)

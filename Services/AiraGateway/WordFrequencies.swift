@@ -1,3 +1,4 @@
+import AiraCore
 import AiraPostgres
 import Foundation
 import Logging
@@ -68,7 +69,7 @@ final class WordFrequencies: Sendable {
                     loaded = [] // not analysed yet: every word counts as rare
                 }
             } catch {
-                logger.warning("word frequencies not loaded", metadata: ["error": "\(error)"])
+                logger.warning("word frequencies not loaded", metadata: [LogKey.error: "\(error)"])
             }
             self.state.withLock { state in
                 state.loading = false

@@ -1,3 +1,4 @@
+import AiraCore
 import CRabbitMQ
 import Foundation
 
@@ -113,7 +114,7 @@ public struct AMQPChannel: Sendable {
     /// The stream's buffer is bounded by the channel's prefetch (unless `noAck`).
     public func consume(queue: String, consumerTag: String? = nil, noAck: Bool = false, exclusive: Bool = false,
                         arguments: AMQPTable = [:]) async throws -> AMQPConsumer {
-        let tag = consumerTag ?? "aira-\(UUID().uuidString.lowercased())"
+        let tag = consumerTag ?? "aira-\(UUID().lowercasedString)"
         let (stream, continuation) = AsyncStream.makeStream(of: AMQPDelivery.self, bufferingPolicy: .unbounded)
         let id = self.id
         let connection = self.connection
@@ -129,7 +130,7 @@ public struct AMQPChannel: Sendable {
     /// (it must not block); `ended` runs once when the consumer stops. Returns the consumer tag.
     package func consume(queue: String, noAck: Bool, handler: @escaping @Sendable (AMQPDelivery) -> Void,
                          ended: @escaping @Sendable () -> Void = {}) async throws -> String {
-        let tag = "aira-\(UUID().uuidString.lowercased())"
+        let tag = "aira-\(UUID().lowercasedString)"
         try await self.startConsumer(tag: tag, queue: queue, noAck: noAck, exclusive: false, arguments: [:],
                                      sink: .callback(deliver: handler, ended: ended))
         return tag

@@ -216,16 +216,16 @@ final class AMQPSession {
             amqp_destroy_connection(state)
             return .failure(ConnectFailure(why: "cannot create socket"))
         }
-        var connectTimeout = timeval(duration: config.connectTimeout)
+        var connectTimeout = timeval(tv_sec: config.connectTimeout.timeval.seconds, tv_usec: config.connectTimeout.timeval.microseconds)
         let rc = amqp_socket_open_noblock(socket, node.host, Int32(node.port), &connectTimeout)
         guard rc == AMQP_STATUS_OK.rawValue else {
             amqp_destroy_connection(state)
             return .failure(ConnectFailure(why: errorText(rc)))
         }
         setNoDelay(amqp_get_sockfd(state))
-        var handshake = timeval(duration: config.connectTimeout)
+        var handshake = timeval(tv_sec: config.connectTimeout.timeval.seconds, tv_usec: config.connectTimeout.timeval.microseconds)
         amqp_set_handshake_timeout(state, &handshake)
-        var rpcTimeout = timeval(duration: config.rpcTimeout)
+        var rpcTimeout = timeval(tv_sec: config.rpcTimeout.timeval.seconds, tv_usec: config.rpcTimeout.timeval.microseconds)
         amqp_set_rpc_timeout(state, &rpcTimeout)
 
         let arena = CArena()
@@ -280,7 +280,7 @@ final class AMQPSession {
         self.status.update(connected: false, closed: false, lastError: why)
         let level: Logger.Level = self.reconnectAttempt <= 1 || self.reconnectAttempt % 20 == 0 ? .warning : .debug
         self.logger.log(level: level, "broker unavailable, retrying",
-                        metadata: ["error": "\(why)", "retry_in_ms": "\(delay.milliseconds)", "attempt": "\(self.reconnectAttempt)"])
+                        metadata: [LogKey.error: "\(why)", "retry_in_ms": "\(delay.milliseconds)", "attempt": "\(self.reconnectAttempt)"])
     }
 
     /// Drops the connection after an error: in-flight publishes fail (their outcome is unknown),
@@ -293,7 +293,7 @@ final class AMQPSession {
             channel.isOpen = false
             self.failPending(channel, with: .connectionLost(error.description))
         }
-        self.logger.warning("broker connection lost", metadata: ["error": "\(error)",
+        self.logger.warning("broker connection lost", metadata: [LogKey.error: "\(error)",
                                                                  "node": "\(self.configuration.nodes[self.nodeIndex])"])
         // The next attempt starts at the next node: the one just lost may be the one that died.
         self.nodeIndex = (self.nodeIndex + 1) % self.configuration.nodes.count
@@ -384,12 +384,12 @@ final class AMQPSession {
         _ = amqp_send_method(state, id, Method.channelCloseOK, &ok)
         channel.isOpen = false
         self.failPending(channel, with: error)
-        self.logger.warning("channel closed by broker", metadata: ["channel": "\(id)", "error": "\(error)"])
+        self.logger.warning("channel closed by broker", metadata: ["channel": "\(id)", LogKey.error: "\(error)"])
         guard reopen else { return }
         do {
             try self.openAndRecover(channel)
         } catch {
-            self.logger.error("could not reopen channel", metadata: ["channel": "\(id)", "error": "\(error)"])
+            self.logger.error("could not reopen channel", metadata: ["channel": "\(id)", LogKey.error: "\(error)"])
             if self.state != nil { self.disconnect(.connectionLost("channel \(id) could not be reopened")) }
         }
     }
@@ -472,7 +472,7 @@ final class AMQPSession {
             if let channel = self.channels[id], let consumer = channel.consumers.removeValue(forKey: tag) {
                 channel.recovery.removeAll { if case .consume(tag) = $0 { true } else { false } }
                 consumer.sink.finish()
-                self.logger.warning("consumer cancelled by broker", metadata: ["queue": "\(consumer.queue)"])
+                self.logger.warning("consumer cancelled by broker", metadata: [LogKey.queue: "\(consumer.queue)"])
             }
         case Method.connectionBlocked:
             self.logger.warning("broker blocked publishing (resource alarm)")
@@ -518,7 +518,7 @@ final class AMQPSession {
             return completion(.failure(.notConnected))
         }
         var properties = properties
-        if mandatory && properties.messageID == nil { properties.messageID = UUID().uuidString.lowercased() }
+        if mandatory && properties.messageID == nil { properties.messageID = UUID().lowercasedString }
         let arena = self.publishArena
         arena.reset()
         var props = arena.properties(properties)
@@ -616,12 +616,5 @@ func describe(_ reply: amqp_rpc_reply_t) -> String {
         }
         return "server exception \(reply.reply.id)"
     default: return "no reply"
-    }
-}
-
-extension timeval {
-    init(duration: Duration) {
-        let us = duration.milliseconds * 1000
-        self.init(tv_sec: Int(us / 1_000_000), tv_usec: Int(us % 1_000_000))
     }
 }

@@ -1,3 +1,4 @@
+import AiraCore
 import AiraMessaging
 import Foundation
 
@@ -45,7 +46,7 @@ public struct SignupResponse: Codable, Sendable {
     /// Whether the verification mail was queued (it always is when signup succeeds).
     public var verificationSent: Bool
     public init(userId: UUID, email: String, verificationSent: Bool) {
-        self.userId = userId.uuidString.lowercased()
+        self.userId = userId.lowercasedString
         self.email = email
         self.verificationSent = verificationSent
     }
@@ -102,7 +103,7 @@ public struct UserView: Codable, Sendable, Equatable {
     public var suspended: Bool
     public var createdAt: Date
     public init(id: UUID, email: String, role: String, emailVerified: Bool, suspended: Bool, createdAt: Date) {
-        self.id = id.uuidString.lowercased()
+        self.id = id.lowercasedString
         self.email = email
         self.role = role
         self.emailVerified = emailVerified

@@ -194,23 +194,3 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
         for c in idle { await c.close() }
     }
 }
-
-extension Duration {
-    /// The duration in whole nanoseconds (for metric timers).
-    package var nanoseconds: Int64 {
-        let (s, atto) = self.components
-        return s * 1_000_000_000 + atto / 1_000_000_000
-    }
-
-    /// The duration in seconds, as a Double.
-    package var seconds: Double {
-        let (s, atto) = self.components
-        return Double(s) + Double(atto) / 1e18
-    }
-
-    /// Whole milliseconds (rounded down, at least 0).
-    package var milliseconds: Int64 {
-        let (s, atto) = self.components
-        return max(0, s * 1000 + atto / 1_000_000_000_000_000)
-    }
-}

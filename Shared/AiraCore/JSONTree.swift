@@ -1,7 +1,9 @@
-/// A parsed JSON value, for hand-written decoders on hot paths (a question and its answer cross
-/// the gateway, the broker and the proxy thousands of times a second; Foundation's JSONDecoder
-/// was a quarter of their CPU). Strict: anything not plain JSON throws, and so does a
-/// duplicate key — callers then use JSONDecoder, so results and error messages never differ.
+/// Aira's one JSON reader, for hand-written decoders on hot paths (a question and its answer
+/// cross the gateway, the broker and the proxy thousands of times a second; Foundation's
+/// JSONDecoder was a quarter of their CPU; the audit writer decodes every event). A parsed
+/// value, or (``arrayElementRanges(_:)``) where each element of an array lies, undecoded.
+/// Strict: anything not plain JSON throws, and so does a duplicate key — callers then use
+/// JSONDecoder, so results and error messages never differ. The writer is ``JSONText``.
 public enum JSONTree: Sendable, Equatable {
     case null
     case bool(Bool)
@@ -15,6 +17,12 @@ public enum JSONTree: Sendable, Equatable {
     public struct Unsupported: Error, CustomStringConvertible {
         public let description: String
         public init(_ description: String) { self.description = description }
+    }
+
+    /// Bytes that are not the JSON asked for (``arrayElementRanges(_:)``).
+    public struct Malformed: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
     }
 
     public static func == (a: JSONTree, b: JSONTree) -> Bool {
@@ -36,6 +44,44 @@ public enum JSONTree: Sendable, Equatable {
             parser.skipSpace()
             guard parser.index == buffer.count else { throw Unsupported("bytes after the value") }
             return value
+        }
+    }
+
+    /// The byte ranges of a top-level array's elements, in order, without decoding them, so that
+    /// each can be handed on or decoded by its own contract (the requests and replies of an RPC
+    /// batch). The JSON grammar is checked throughout; what the elements hold is not (no
+    /// duplicate-key check, escapes not decoded): whoever decodes an element does that.
+    public static func arrayElementRanges(_ bytes: [UInt8]) throws -> [Range<Int>] {
+        do {
+            return try bytes.withUnsafeBufferPointer { buffer in
+                var parser = Parser(bytes: buffer)
+                parser.skipSpace()
+                guard parser.peek == UInt8(ascii: "[") else { throw Unsupported("expected a JSON array") }
+                parser.index += 1
+                parser.skipSpace()
+                var ranges: [Range<Int>] = []
+                if parser.peek == UInt8(ascii: "]") {
+                    parser.index += 1
+                } else {
+                    elements: while true {
+                        parser.skipSpace()
+                        let start = parser.index
+                        try parser.skipValue(depth: 1)
+                        ranges.append(start..<parser.index)
+                        parser.skipSpace()
+                        switch parser.peek {
+                        case UInt8(ascii: ","): parser.index += 1
+                        case UInt8(ascii: "]"): parser.index += 1; break elements
+                        default: throw Unsupported("expected ',' or ']' at byte \(parser.index)")
+                        }
+                    }
+                }
+                parser.skipSpace()
+                guard parser.index == buffer.count else { throw Unsupported("bytes after the array at byte \(parser.index)") }
+                return ranges
+            }
+        } catch let error as Unsupported {
+            throw Malformed(description: error.description)
         }
     }
 
@@ -178,6 +224,54 @@ private struct Parser {
         }
     }
 
+    /// Moves past one value, checked as ``value(depth:)`` checks it, but building nothing (and
+    /// not looking for duplicate keys or decoding escapes).
+    mutating func skipValue(depth: Int) throws {
+        guard depth < 64 else { throw JSONTree.Unsupported("nested too deeply") }
+        self.skipSpace()
+        guard self.index < self.bytes.count else { throw JSONTree.Unsupported("unexpected end") }
+        switch self.bytes[self.index] {
+        case UInt8(ascii: "{"):
+            self.index += 1
+            self.skipSpace()
+            if self.peek == UInt8(ascii: "}") { self.index += 1; return }
+            while true {
+                self.skipSpace()
+                guard self.peek == UInt8(ascii: "\"") else { throw JSONTree.Unsupported("expected a key") }
+                _ = try self.scanString()
+                self.skipSpace()
+                guard self.peek == UInt8(ascii: ":") else { throw JSONTree.Unsupported("expected ':'") }
+                self.index += 1
+                try self.skipValue(depth: depth + 1)
+                self.skipSpace()
+                switch self.peek {
+                case UInt8(ascii: ","): self.index += 1
+                case UInt8(ascii: "}"): self.index += 1; return
+                default: throw JSONTree.Unsupported("expected ',' or '}'")
+                }
+            }
+        case UInt8(ascii: "["):
+            self.index += 1
+            self.skipSpace()
+            if self.peek == UInt8(ascii: "]") { self.index += 1; return }
+            while true {
+                try self.skipValue(depth: depth + 1)
+                self.skipSpace()
+                switch self.peek {
+                case UInt8(ascii: ","): self.index += 1
+                case UInt8(ascii: "]"): self.index += 1; return
+                default: throw JSONTree.Unsupported("expected ',' or ']'")
+                }
+            }
+        case UInt8(ascii: "\""): _ = try self.scanString()
+        case UInt8(ascii: "t"): try self.literal("true")
+        case UInt8(ascii: "f"): try self.literal("false")
+        case UInt8(ascii: "n"): try self.literal("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try self.scanNumber()
+        default: throw JSONTree.Unsupported("unexpected character")
+        }
+    }
+
     var peek: UInt8? { self.index < self.bytes.count ? self.bytes[self.index] : nil }
 
     mutating func literal(_ word: StaticString) throws {
@@ -187,8 +281,13 @@ private struct Parser {
         self.index += n
     }
 
-    /// The JSON number grammar exactly: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
     mutating func number() throws -> String {
+        let range = try self.scanNumber()
+        return String(decoding: UnsafeBufferPointer(rebasing: self.bytes[range]), as: UTF8.self)
+    }
+
+    /// Moves past a number of the JSON grammar exactly: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+    mutating func scanNumber() throws -> Range<Int> {
         let start = self.index
         func digits() -> Int {
             let s = self.index
@@ -210,12 +309,23 @@ private struct Parser {
             if self.peek == UInt8(ascii: "+") || self.peek == UInt8(ascii: "-") { self.index += 1 }
             guard digits() > 0 else { throw JSONTree.Unsupported("bad number") }
         }
-        return String(decoding: UnsafeBufferPointer(rebasing: self.bytes[start..<self.index]), as: UTF8.self)
+        return start..<self.index
     }
 
     /// A string; escapes decoded (`\uXXXX` with surrogate pairs). Raw control characters and
     /// invalid UTF-8 are refused, as JSONDecoder refuses them.
     mutating func string() throws -> String {
+        let (raw, escaped, ascii) = try self.scanString()
+        if escaped { return try Self.unescape(raw) }
+        // ASCII (nearly every id, type and address) is valid as it is.
+        if ascii { return String(decoding: raw, as: UTF8.self) }
+        guard let text = String(validating: raw, as: UTF8.self) else { throw JSONTree.Unsupported("invalid UTF-8") }
+        return text
+    }
+
+    /// Moves past a string (its opening quote at `index`): its bytes between the quotes, whether
+    /// it has escapes, and whether it is all ASCII. Raw control characters are refused.
+    mutating func scanString() throws -> (raw: UnsafeBufferPointer<UInt8>, escaped: Bool, ascii: Bool) {
         self.index += 1
         let start = self.index
         var escaped = false, ascii = true
@@ -236,11 +346,7 @@ private struct Parser {
         guard self.index < self.bytes.count else { throw JSONTree.Unsupported("unterminated string") }
         let raw = UnsafeBufferPointer(rebasing: self.bytes[start..<self.index])
         self.index += 1
-        if escaped { return try Self.unescape(raw) }
-        // ASCII (nearly every id, type and address) is valid as it is.
-        if ascii { return String(decoding: raw, as: UTF8.self) }
-        guard let text = String(validating: raw, as: UTF8.self) else { throw JSONTree.Unsupported("invalid UTF-8") }
-        return text
+        return (raw, escaped, ascii)
     }
 
     static func unescape(_ raw: UnsafeBufferPointer<UInt8>) throws -> String {
@@ -251,14 +357,7 @@ private struct Parser {
             guard at + 4 <= raw.count else { throw JSONTree.Unsupported("bad \\u escape") }
             var v: UInt32 = 0
             for k in 0..<4 {
-                let c = raw[at + k]
-                let d: UInt8
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c - 48
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c - 87
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c - 55
-                default: throw JSONTree.Unsupported("bad \\u escape")
-                }
+                guard let d = Hex.value(raw[at + k]) else { throw JSONTree.Unsupported("bad \\u escape") }
                 v = v << 4 | UInt32(d)
             }
             return v
@@ -299,59 +398,8 @@ private struct Parser {
     }
 }
 
-extension JSONTree {
-    /// Reads the JSON string whose opening quote is at `index` (escapes decoded, raw control
-    /// characters and invalid UTF-8 refused) and moves `index` past its closing quote. For other
-    /// hand-written readers (FlatJSON).
-    public static func readString(_ bytes: UnsafeBufferPointer<UInt8>, at index: inout Int) throws -> String {
-        var parser = Parser(bytes: bytes)
-        parser.index = index
-        guard parser.peek == UInt8(ascii: "\"") else { throw Unsupported("expected a string") }
-        let text = try parser.string()
-        index = parser.index
-        return text
-    }
-}
-
-/// A type that writes its own JSON (faster than JSONEncoder on hot paths); JSONDecoder must
-/// read the result back to the same value.
-public protocol FastJSONEncodable: Encodable {
-    /// Throws for what JSON cannot say (a non-finite number), as JSONEncoder does.
-    func appendJSON(to out: inout [UInt8]) throws
-}
-
-extension FastJSONEncodable {
-    public func fastJSON() throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        try self.appendJSON(to: &out)
-        return out
-    }
-}
-
 /// A type that reads its own JSON from a ``JSONTree``; it throws for anything it does not
 /// handle, and callers then use JSONDecoder, so results and errors stay the same.
 public protocol FastJSONDecodable: Decodable {
     init(json: JSONTree) throws
-}
-
-extension JSONText {
-    /// `,"key":` (or without the comma for the first member).
-    @inlinable
-    public static func appendKey(_ key: StaticString, first: Bool = false, to out: inout [UInt8]) {
-        if !first { out.append(UInt8(ascii: ",")) }
-        out.append(UInt8(ascii: "\""))
-        out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
-        out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
-    }
-
-    /// A number as JSON: integers as they are, doubles in their shortest round-tripping form.
-    public static func append(_ value: Int, to out: inout [UInt8]) { out.append(contentsOf: String(value).utf8) }
-    public static func append(_ value: Double, to out: inout [UInt8]) throws {
-        guard value.isFinite else {
-            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(value) is not a valid JSON number"))
-        }
-        out.append(contentsOf: value.description.utf8)
-    }
-    public static func append(_ value: Bool, to out: inout [UInt8]) { out.append(contentsOf: (value ? "true" : "false").utf8) }
 }

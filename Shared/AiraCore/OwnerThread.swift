@@ -10,13 +10,11 @@ package final class OwnerThread<Resource>: @unchecked Sendable {
     package typealias Job = @Sendable (inout Resource?) -> Void
 
     private let mailbox = Mailbox<Job>()
-    private let finished = DispatchSemaphore(value: 0)
 
     /// Starts the thread; the resource starts out `nil` and is created by the first job that
     /// needs it (`connect` steps run on this thread too).
     package init(name: String) {
         let mailbox = self.mailbox
-        let finished = self.finished
         startDedicatedThread(name: name) {
             var resource: Resource? = nil
             while true {
@@ -30,7 +28,6 @@ package final class OwnerThread<Resource>: @unchecked Sendable {
             }
             for job in mailbox.drain() { job(&resource) }
             resource = nil
-            finished.signal()
         }
     }
 
@@ -53,9 +50,6 @@ package final class OwnerThread<Resource>: @unchecked Sendable {
             job(&none)
         }
     }
-
-    /// Waits (blocking) until the thread has ended; for tests and process exit.
-    package func join() { self.finished.wait() }
 }
 
 /// The owner thread was shut down before the call could run.

@@ -1,3 +1,5 @@
+import AiraCore
+
 /// The headers Aira puts on messages. docs/messaging.md explains each for operators.
 public enum AiraHeader {
     /// Failed handling attempts so far (0 on a fresh message).
@@ -36,10 +38,10 @@ public enum TraceParent {
     public static func random() -> String {
         var out: [UInt8] = Array("00-".utf8)
         out.reserveCapacity(55)
-        appendHex(FastRandom.next() | 1, to: &out) // never the all-zero trace id
-        appendHex(FastRandom.next(), to: &out)
+        Hex.append(FastRandom.next() | 1, to: &out) // never the all-zero trace id
+        Hex.append(FastRandom.next(), to: &out)
         out.append(45)
-        appendHex(FastRandom.next(), to: &out)
+        Hex.append(FastRandom.next(), to: &out)
         out += Array("-01".utf8)
         return String(decoding: out, as: UTF8.self)
     }
@@ -48,7 +50,7 @@ public enum TraceParent {
     public static func child(of parent: String?) -> String {
         guard let parent, isValid(parent) else { return random() }
         var out = Array(parent.utf8.prefix(36)) // "00-" + 32 hex + "-"
-        appendHex(FastRandom.next(), to: &out)
+        Hex.append(FastRandom.next(), to: &out)
         out += parent.utf8.suffix(3) // "-" + flags
         return String(decoding: out, as: UTF8.self)
     }

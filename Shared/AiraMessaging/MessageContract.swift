@@ -10,7 +10,7 @@ public protocol MessageContract: Codable, Sendable {
     /// is just ``messageType``.
     static var acceptedMessageTypes: [String] { get }
     /// Decodes a body. The default is ``MessageCoding/decode(_:from:)``; a contract on a hot
-    /// path may read its JSON faster (see ``FlatJSON``) as long as it falls back to the default
+    /// path may read its JSON faster (see ``JSONTree``) as long as it falls back to the default
     /// for anything it does not handle, so results and errors stay the same.
     static func decode(from body: [UInt8]) throws -> Self
     /// Decodes a body of one of ``acceptedMessageTypes``. The default handles ``messageType``.

@@ -1,4 +1,5 @@
 import AiraAMQP
+import AiraCore
 import Foundation
 import Metrics
 

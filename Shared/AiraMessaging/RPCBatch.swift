@@ -77,12 +77,12 @@ public enum RPCBatch {
 
     /// The answers in a batch reply body (index and outcome); throws when it is malformed.
     public static func decodeReplies(_ body: [UInt8]) throws -> [(index: Int, result: Result<[UInt8], RPCErrorReply>)] {
-        let ranges = try JSONSlices.arrayElements(body)
+        let ranges = try JSONTree.arrayElementRanges(body)
         return try ranges.map { range in
             // {"i":N,"ok":…} or {"i":N,"error":…}, as encodeReplies writes it.
             let element = body[range]
             guard element.starts(with: Self.indexPrefix), body[range.upperBound - 1] == UInt8(ascii: "}") else {
-                throw JSONSlices.Malformed(description: "reply is not {\"i\":…}")
+                throw JSONTree.Malformed(description: "reply is not {\"i\":…}")
             }
             var i = range.lowerBound + 5
             var index = 0
@@ -91,7 +91,7 @@ public enum RPCBatch {
                 index = index * 10 + Int(body[i] - UInt8(ascii: "0"))
                 i += 1
             }
-            guard i > digitsStart else { throw JSONSlices.Malformed(description: "reply without an index") }
+            guard i > digitsStart else { throw JSONTree.Malformed(description: "reply without an index") }
             let rest = body[i..<(range.upperBound - 1)]
             if rest.starts(with: Self.okKey) {
                 return (index, .success(Array(rest.dropFirst(Self.okKey.count))))
@@ -99,7 +99,7 @@ public enum RPCBatch {
             if rest.starts(with: Self.errorKey) {
                 return (index, .failure(try MessageCoding.decode(RPCErrorReply.self, from: Array(rest.dropFirst(Self.errorKey.count)))))
             }
-            throw JSONSlices.Malformed(description: "reply is neither ok nor error")
+            throw JSONTree.Malformed(description: "reply is neither ok nor error")
         }
     }
 }
@@ -123,8 +123,8 @@ extension RPCRoutes {
         _ type: Request.Type, _ handler: @escaping @Sendable ([Request], MessageContext) async -> [RPCBatchOutcome<Response>]
     ) {
         self.decoders[RPCBatch.messageType(of: Request.self)] = { body in
-            let ranges = try JSONSlices.arrayElements(body)
-            guard !ranges.isEmpty else { throw JSONSlices.Malformed(description: "an empty batch") }
+            let ranges = try JSONTree.arrayElementRanges(body)
+            guard !ranges.isEmpty else { throw JSONTree.Malformed(description: "an empty batch") }
             var requests: [Request] = []
             var positions: [Int] = []
             var refused: [(index: Int, result: Result<[UInt8], RPCErrorReply>)] = []

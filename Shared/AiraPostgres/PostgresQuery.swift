@@ -23,7 +23,7 @@ extension Date: PostgresBindable {
 public struct PostgresBytes: PostgresBindable, Hashable {
     public var bytes: [UInt8]
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
-    public var postgresText: String { "\\x" + self.bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+    public var postgresText: String { "\\x" + self.bytes.hexString }
 }
 
 /// SQL with its parameters. Built by string interpolation, every interpolated value is bound as

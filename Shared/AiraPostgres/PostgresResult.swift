@@ -70,8 +70,7 @@ extension Date: PostgresDecodable {
         var s = text.replacingOccurrences(of: " ", with: "T")
         if s.hasSuffix("+00") { s = String(s.dropLast(3)) + "Z" }
         else if let r = s.range(of: #"[+-]\d\d$"#, options: .regularExpression) { s += ":00"; _ = r }
-        if let d = try? Date(s, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) { self = d; return }
-        if let d = try? Date(s, strategy: .iso8601) { self = d; return }
-        return nil
+        guard let date = parseISO8601(s) else { return nil }
+        self = date
     }
 }

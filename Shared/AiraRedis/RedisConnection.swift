@@ -64,14 +64,14 @@ final class RedisConnection: PooledConnection {
     }
 
     private static func open(_ server: HostList.Endpoint, config: RedisConfiguration) throws -> RedisContext {
-        guard let ctx = redisConnectWithTimeout(server.host, Int32(server.port), timeval(config.connectTimeout)) else {
+        guard let ctx = redisConnectWithTimeout(server.host, Int32(server.port), timeval(tv_sec: config.connectTimeout.timeval.seconds, tv_usec: config.connectTimeout.timeval.microseconds)) else {
             throw RedisError.connectFailed("out of memory")
         }
         let context = RedisContext(ctx)
         if ctx.pointee.err != 0 {
             throw RedisError.connectFailed("\(server): \(context.errorText)")
         }
-        redisSetTimeout(ctx, timeval(config.commandTimeout))
+        redisSetTimeout(ctx, timeval(tv_sec: config.commandTimeout.timeval.seconds, tv_usec: config.commandTimeout.timeval.microseconds))
         _ = redisEnableKeepAlive(ctx)
         return context
     }
@@ -209,12 +209,5 @@ final class RedisConnection: PooledConnection {
         default:
             return .null
         }
-    }
-}
-
-extension timeval {
-    init(_ duration: Duration) {
-        let us = duration.milliseconds * 1000
-        self.init(tv_sec: Int(us / 1_000_000), tv_usec: Int(us % 1_000_000))
     }
 }

@@ -1,3 +1,4 @@
+import AiraCore
 import Foundation
 import Synchronization
 
@@ -14,7 +15,7 @@ public final class RedisLease: Sendable {
 
     /// Takes the lease if nobody holds it; nil if somebody does.
     public static func acquire(_ key: String, ttl: Duration, on redis: RedisClient) async throws -> RedisLease? {
-        let token = UUID().uuidString.lowercased()
+        let token = UUID().lowercasedString
         guard try await redis.set(key, token, expire: ttl, condition: .ifNotExists) else { return nil }
         return RedisLease(key: key, token: token, ttl: ttl, redis: redis)
     }

@@ -22,35 +22,48 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields: [String: Any] = [
-            "ts": iso8601Now(),
-            "level": event.level.rawValue,
-            "service": self.service,
-            "logger": self.label,
-            "msg": event.message.description,
-        ]
-        var merged = self.metadata
-        if let provided = self.metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
-        for (k, v) in merged where fields[k] == nil { fields[k] = Self.plain(v) }
-        if event.level >= .warning { fields["source"] = "\(event.source) \(event.file.split(separator: "/").last ?? ""):\(event.line)" }
-        guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
-        data.append(0x0A)
-        Self.output.withLock { _ in FileHandle.standardError.write(data) }
+        var fields = self.metadata
+        if let provided = self.metadataProvider?.get() { fields.merge(provided) { $1 } }
+        if let extra = event.metadata { fields.merge(extra) { $1 } }
+        // The line's own fields win over metadata of the same name.
+        fields["ts"] = .string(iso8601(Date()))
+        fields["level"] = .string(event.level.rawValue)
+        fields["service"] = .string(self.service)
+        fields["logger"] = .string(self.label)
+        fields["msg"] = .string(event.message.description)
+        if event.level >= .warning { fields["source"] = .string("\(event.source) \(event.file.split(separator: "/").last ?? ""):\(event.line)") }
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        Self.append(.dictionary(fields), to: &line)
+        line.append(0x0A)
+        Self.output.withLock { _ in FileHandle.standardError.write(Data(line)) }
     }
 
     private static let output = Mutex(())
 
-    private static func plain(_ value: Logger.Metadata.Value) -> Any {
+    /// A metadata value as JSON (``JSONText``): strings as strings, keys sorted.
+    static func append(_ value: Logger.Metadata.Value, to out: inout [UInt8]) {
         switch value {
-        case .string(let s): s
-        case .stringConvertible(let c): c.description
-        case .array(let a): a.map(plain)
-        case .dictionary(let d): d.mapValues(plain)
+        case .string(let s):
+            JSONText.appendQuoted(s, to: &out)
+        case .stringConvertible(let c):
+            JSONText.appendQuoted(c.description, to: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                Self.append(item, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .dictionary(let members):
+            out.append(UInt8(ascii: "{"))
+            for (i, key) in members.keys.sorted().enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONText.appendQuoted(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                Self.append(members[key]!, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
         }
     }
-}
-
-private func iso8601Now() -> String {
-    iso8601(Date())
 }

@@ -37,7 +37,7 @@ public enum ObservabilityRoutes {
     public static func add<Context: RequestContext>(to router: Router<Context>, registry: PrometheusCollectorRegistry,
                                                     checks: [ReadinessCheck], shutdown: ShutdownFlag) {
         router.get("/health/live") { _, _ in
-            Self.json(.ok, ["status": "live"])
+            Self.json(.ok, Health(status: "live"))
         }
         router.get("/health/ready") { _, _ in
             var results: [String: Bool] = [:]
@@ -58,8 +58,7 @@ public enum ObservabilityRoutes {
             }
             let stopping = shutdown.isShuttingDown
             let ready = !stopping && results.values.allSatisfy { $0 }
-            var body: [String: Any] = ["status": ready ? "ready" : "not_ready", "checks": results]
-            if stopping { body["reason"] = "shutting down" }
+            let body = Health(status: ready ? "ready" : "not_ready", checks: results, reason: stopping ? "shutting down" : nil)
             return Self.json(ready ? .ok : .serviceUnavailable, body)
         }
         let allocator = Allocator.Gauges(registry: registry)
@@ -74,8 +73,17 @@ public enum ObservabilityRoutes {
         }
     }
 
-    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    /// The body of `/health/live` and `/health/ready`.
+    struct Health: Encodable {
+        var status: String
+        var checks: [String: Bool]? = nil
+        var reason: String? = nil
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: Health) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(body)) ?? Data(#"{"status":"unknown"}"#.utf8)
         return Response(status: status, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

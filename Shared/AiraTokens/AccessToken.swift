@@ -16,7 +16,7 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
     public var exp: ExpirationClaim
 
     public init(userID: UUID, role: String, sessionID: String, issuer: String, audience: String, issuedAt: Date, expiresAt: Date) {
-        self.sub = SubjectClaim(value: userID.uuidString.lowercased())
+        self.sub = SubjectClaim(value: userID.lowercasedString)
         self.role = role
         self.sid = sessionID
         self.iss = IssuerClaim(value: issuer)

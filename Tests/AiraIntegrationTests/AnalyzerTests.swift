@@ -69,7 +69,7 @@ final class AnalyzerFixture: @unchecked Sendable {
                 SELECT * FROM unnest(\(PostgresArray(chunk.map { _ in MessageID.random() }))::text[], \(PostgresArray(chunk.map(\.type)))::text[],
                                      \(PostgresArray(chunk.map { $0.user.lowercasedString }))::uuid[],
                                      \(PostgresArray(chunk.map { iso8601($0.at) }))::timestamptz[],
-                                     \(PostgresArray(chunk.map { FlatJSON.encode($0.attributes) }))::jsonb[])
+                                     \(PostgresArray(chunk.map { JSONText.object($0.attributes) }))::jsonb[])
                 """)
         }
     }

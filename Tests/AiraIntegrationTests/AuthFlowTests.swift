@@ -1,5 +1,6 @@
 import AiraAMQP
 import AiraContracts
+import AiraCore
 import AiraMessaging
 import AiraRedis
 import AiraTokens

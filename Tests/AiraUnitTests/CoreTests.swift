@@ -127,7 +127,6 @@ struct OwnerThreadTests {
         #expect(names.0 == 200)
         #expect(names.1 == "test")
         owner.shutdown()
-        owner.join()
         await #expect(throws: OwnerThreadClosed.self) { try await owner.run { _ in 1 } }
     }
 
@@ -142,12 +141,31 @@ struct OwnerThreadTests {
     }
 }
 
-@Suite("Small formats")
-struct SmallFormatTests {
-    @Test("hex of bytes")
+@Suite("Formats: hex, UUID text, JSON text, days and ISO 8601")
+struct FormatTests {
+    @Test("hex of bytes and of 64-bit values; digits read back in either case")
     func hex() {
         #expect([UInt8]([0x00, 0x0f, 0xa5, 0xff]).hexString == "000fa5ff")
         #expect([UInt8]().hexString == "")
+        var out: [UInt8] = []
+        Hex.append(0x0123_4567_89ab_cdef, to: &out)
+        Hex.append(0, to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "0123456789abcdef" + String(repeating: "0", count: 16))
+        for n in UInt8(0)..<16 { #expect(Hex.value(Hex.digit(n)) == n) }
+        #expect(Hex.value(UInt8(ascii: "F")) == 15 && Hex.value(UInt8(ascii: "g")) == nil && Hex.value(UInt8(ascii: "/")) == nil)
+    }
+
+    @Test("message ids are distinct version-4 UUIDs in lower case that Foundation reads")
+    func messageIDs() throws {
+        var seen = Set<String>()
+        for _ in 0..<1_000 {
+            let text = MessageID.random()
+            let id = try #require(UUID(uuidString: text), "\(text)")
+            #expect(text == id.uuidString.lowercased())
+            #expect(Array(text)[14] == "4" && "89ab".contains(Array(text)[19]), "version 4, variant 10: \(text)")
+            seen.insert(text)
+        }
+        #expect(seen.count == 1_000)
     }
 
     @Test("UUID text both ways agrees with Foundation; malformed text is refused")
@@ -184,6 +202,24 @@ struct SmallFormatTests {
             let expected = String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
             #expect(utcDayStamp(daysSinceEpoch: day) == expected, "day \(day)")
         }
+    }
+
+    @Test("days to dates and back are inverse over ±2,000 years; ISO 8601 both ways agrees with Foundation")
+    func civilDays() throws {
+        for day in stride(from: Int64(-730_000), through: 730_000, by: 97) {
+            let (y, m, d) = civilDate(daysSinceEpoch: day)
+            #expect(daysSinceEpoch(year: y, month: m, day: d) == day, "day \(day)")
+        }
+        let foundation = ISO8601DateFormatter()
+        foundation.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for seconds in [0, 951_782_400.5, 1_795_000_000.125, -86_400.25, 4_102_444_799.875] {  // whole milliseconds in binary
+            let date = Date(timeIntervalSince1970: seconds)
+            let text = iso8601(date)
+            #expect(text == foundation.string(from: date), "\(seconds)")
+            #expect(try abs(#require(parseISO8601(text)).timeIntervalSince1970 - seconds) < 0.001, "\(text)")
+        }
+        #expect(parseISO8601("2026-02-28T23:30:00+01:30")?.timeIntervalSince1970 == 1_772_316_000)
+        #expect(parseISO8601("2026-13-01T00:00:00Z") == nil && parseISO8601("yesterday") == nil)
     }
 }
 

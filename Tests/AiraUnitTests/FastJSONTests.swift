@@ -115,12 +115,15 @@ struct RPCBatchFormatTests {
     @Test("array elements are found without decoding them, strings and nesting respected")
     func slices() throws {
         let body = Array(#"[{"a":"],}"},[1,[2]],"x\"]",null , 3]"#.utf8)
-        let parts = try JSONSlices.arrayElements(body).map { String(decoding: body[$0], as: UTF8.self) }
+        let parts = try JSONTree.arrayElementRanges(body).map { String(decoding: body[$0], as: UTF8.self) }
         #expect(parts == [#"{"a":"],}"}"#, "[1,[2]]", #""x\"]""#, "null", "3"])
-        #expect(try JSONSlices.arrayElements(Array("[]".utf8)).isEmpty)
-        for bad in ["{}", "[1", "[1,]", "[[1]", "[\"a]", "[1] 2", "[,1]", "[1}"] {
-            #expect(throws: JSONSlices.Malformed.self, "\(bad)") { _ = try JSONSlices.arrayElements(Array(bad.utf8)) }
+        #expect(try JSONTree.arrayElementRanges(Array(" [ ] ".utf8)).isEmpty)
+        // The grammar is checked inside the elements too (what they hold is not).
+        for bad in ["{}", "[1", "[1,]", "[[1]", "[\"a]", "[1] 2", "[,1]", "[1}", "[tru]", "[01]", "[{\"a\"}]", "[{1:2}]", "[\"a\nb\"]", ""] {
+            #expect(throws: JSONTree.Malformed.self, "\(bad)") { _ = try JSONTree.arrayElementRanges(Array(bad.utf8)) }
         }
+        let deep = Array((String(repeating: "[", count: 70) + String(repeating: "]", count: 70)).utf8)
+        #expect(throws: JSONTree.Malformed.self, "nesting is bounded as in parse") { _ = try JSONTree.arrayElementRanges(deep) }
     }
 
     @Test("batch replies: indices and outcomes round-trip; a malformed reply is refused")

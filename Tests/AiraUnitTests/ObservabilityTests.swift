@@ -1,8 +1,10 @@
-import AiraServiceKit
+@testable import AiraServiceKit
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 import Hummingbird
+import Logging
 import HummingbirdTesting
 import Metrics
 import Prometheus
@@ -49,6 +51,17 @@ struct ObservabilityTests {
                 #expect((resident ?? 0) > 0, "no aira_allocator_resident_bytes in /metrics")
             }
         }
+    }
+
+    @Test("a log line's metadata as JSON: nested values, keys sorted, escapes; Foundation reads it back")
+    func logLineJSON() throws {
+        let fields: Logger.Metadata = ["b": "x/y \"quoted\"\n", "a": .array(["1", .stringConvertible(2)]),
+                                       "c": .dictionary(["z": "1", "y": .dictionary([:])])]
+        var out: [UInt8] = []
+        JSONLogHandler.append(.dictionary(fields), to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == #"{"a":["1","2"],"b":"x/y \"quoted\"\n","c":{"y":{},"z":"1"}}"#)
+        let back = try #require(try JSONSerialization.jsonObject(with: Data(out)) as? [String: Any])
+        #expect(back["b"] as? String == "x/y \"quoted\"\n")
     }
 
     @Test("the process's malloc is jemalloc")

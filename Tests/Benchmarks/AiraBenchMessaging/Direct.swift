@@ -1,3 +1,4 @@
+import AiraCore
 import CRabbitMQ
 import AiraMessaging
 import Foundation

@@ -1,31 +1,42 @@
 import AiraContracts
+import AiraCore
 import AiraMessaging
 import Foundation
 import Testing
 
-@Suite("FlatJSON and the fast audit-event decoder")
-struct FlatJSONTests {
+@Suite("JSON text for flat objects, and the fast audit-event decoder")
+struct AuditJSONTests {
     static let tricky = ["quote": "say \"hi\"", "slash": "a\\b/c", "lines": "one\ntwo\r\tthree", "control": "\u{1}\u{1f}",
                          "unicode": "Grüße ✨ 𝄞", "empty": ""]
 
-    @Test("encode then parse gives the same object; Foundation reads what we write")
+    static func strings(_ tree: JSONTree) throws -> [String: String] {
+        Dictionary(uniqueKeysWithValues: try tree.members().map { ($0.0, try #require($0.1.string)) })
+    }
+
+    @Test("JSONText.object then JSONTree gives the same object; Foundation reads what we write")
     func roundTrip() throws {
-        let text = FlatJSON.encode(Self.tricky)
-        #expect(try FlatJSON.parse(Array(#"{"a":\#(text)}"#.utf8)) == ["a": .object(Self.tricky)])
+        let text = JSONText.object(Self.tricky)
+        #expect(try Self.strings(JSONTree.parse(Array(text.utf8))) == Self.tricky)
         #expect(try JSONDecoder().decode([String: String].self, from: Data(text.utf8)) == Self.tricky)
     }
 
     @Test("escapes as other JSON writers produce them: \\u sequences, surrogate pairs, \\/")
     func escapes() throws {
-        let parsed = try FlatJSON.parse(Array(#"{ "k" : "\u00fc\u2728 \ud834\udd1e \/ \b\f" , "n": null }"#.utf8))
-        #expect(parsed == ["k": .string("ü✨ 𝄞 / \u{8}\u{c}"), "n": .null])
+        let parsed = try JSONTree.parse(Array(#"{ "k" : "\u00fc\u2728 \ud834\udd1e \/ \b\f" , "n": null }"#.utf8))
+        #expect(parsed == .object([("k", .string("ü✨ 𝄞 / \u{8}\u{c}")), ("n", .null)]))
     }
 
-    @Test("anything outside the flat shape is refused (the caller falls back to JSONDecoder)")
-    func refused() {
-        for body in [#"{"a":1}"#, #"{"a":["x"]}"#, #"{"a":{"b":{"c":"d"}}}"#, #"{"a":"x"} trailing"#, #"{"a":"x","a":"y"}"#,
-                     #"{"a":"\ud834"}"#, "{\"a\":\"raw\ncontrol\"}", #"["a"]"#, #"{"a":"x""#, ""] {
-            #expect(throws: FlatJSON.Unsupported.self, "\(body)") { try FlatJSON.parse(Array(body.utf8)) }
+    @Test("events outside the shape AuditEvent writes are declined by the fast path (JSONDecoder then reads or refuses them)")
+    func declined() throws {
+        let at = #""at":"2026-11-21T00:00:00Z""#
+        #expect(try AuditEvent.fastDecode(JSONTree.parse(Array(#"{"type":"x",\#(at),"attributes":{"a":"b"}}"#.utf8))).attributes == ["a": "b"])
+        for body in [#"{"type":"x",\#(at),"attributes":{"a":1}}"#, #"{"type":"x",\#(at),"attributes":{"a":["x"]}}"#,
+                     #"{"type":"x",\#(at),"attributes":{"a":{"b":"c"}}}"#, #"{"type":"x",\#(at),"extra":1}"#, #"{"type":1,\#(at)}"#,
+                     #"{"type":"x","at":"yesterday"}"#, #"{"type":"x",\#(at),"userId":"not-a-uuid"}"#, #"{"type":"x"}"#, #"["x"]"#] {
+            #expect(throws: JSONTree.Unsupported.self, "\(body)") { try AuditEvent.fastDecode(JSONTree.parse(Array(body.utf8))) }
+        }
+        for body in [#"{"a":"x"} trailing"#, #"{"a":"x","a":"y"}"#, #"{"a":"\ud834"}"#, "{\"a\":\"raw\ncontrol\"}", #"{"a":"x""#, ""] {
+            #expect(throws: JSONTree.Unsupported.self, "\(body)") { try JSONTree.parse(Array(body.utf8)) }
         }
     }
 
@@ -34,7 +45,7 @@ struct FlatJSONTests {
         let event = AuditEvent(type: "login", userId: UUID(), actorId: UUID(), at: Date(timeIntervalSince1970: 1_795_000_000.123),
                                ip: "10.0.0.1", attributes: Self.tricky)
         let body = try MessageCoding.encode(event)
-        let fast = try AuditEvent.decode(from: body)
+        let fast = try AuditEvent.fastDecode(JSONTree.parse(body))  // JSONEncoder's form (upper-case UUIDs) is read fast too
         let slow = try MessageCoding.decode(AuditEvent.self, from: body)
         #expect(fast.type == slow.type && fast.userId == slow.userId && fast.actorId == slow.actorId && fast.ip == slow.ip)
         #expect(fast.at == slow.at && fast.attributes == slow.attributes)
@@ -43,20 +54,6 @@ struct FlatJSONTests {
         // An extra field the fast path does not know: still decoded (by JSONDecoder).
         let extra = try AuditEvent.decode(from: Array(#"{"type":"x","at":"2026-11-21T00:00:00Z","attributes":{},"extra":[1,2]}"#.utf8))
         #expect(extra.type == "x")
-    }
-
-    @Test("parseList reads an array of flat objects and refuses anything else")
-    func list() throws {
-        #expect(try FlatJSON.parseList(Array(" [ ] ".utf8)).isEmpty)
-        let list = try FlatJSON.parseList(Array(#"[{"a":"x"},{"b":null,"c":{"d":"e"}}]"#.utf8))
-        let objects = list.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.key, $0.value) }) }
-        let expected: [[String: FlatJSON.Value]] = [["a": .string("x")], ["b": .null, "c": .object(["d": "e"])]]
-        #expect(objects == expected)
-        #expect(list[1].map(\.key) == ["b", "c"], "members keep their order")
-        #expect(throws: FlatJSON.Unsupported.self) { try FlatJSON.parseList(Array(#"[{"a":"x","a":"y"}]"#.utf8)) }
-        for body in [#"[{"a":"x"},]"#, #"[{"a":"x"}"#, #"["a"]"#, #"{"a":"x"}"#, #"[{"a":"x"}] x"#, #"[[]]"#, ""] {
-            #expect(throws: FlatJSON.Unsupported.self, "\(body)") { try FlatJSON.parseList(Array(body.utf8)) }
-        }
     }
 
     static func sameEvent(_ a: AuditEvent, _ b: AuditEvent) -> Bool {
@@ -73,6 +70,7 @@ struct FlatJSONTests {
             let body = event.encoded()
             #expect(Self.sameEvent(try MessageCoding.decode(AuditEvent.self, from: body), event))
             #expect(Self.sameEvent(try AuditEvent.decode(from: body), event))
+            #expect(Self.sameEvent(try AuditEvent.fastDecode(JSONTree.parse(body)), event), "every field of the event is read by the fast path")
             // The same fields JSONEncoder writes (nil ones absent), so older readers see no difference.
             let ours = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
             let foundation = try JSONSerialization.jsonObject(with: Data(try MessageCoding.encode(event))) as? [String: Any]
@@ -90,6 +88,8 @@ struct FlatJSONTests {
         }
         let body = AuditBatch(events: events).encoded()
         let fast = try AuditBatch.decode(type: AuditBatch.messageType, from: body)
+        guard case .array(let items) = try JSONTree.parse(body) else { Issue.record("a batch is an array"); return }
+        #expect(zip(try items.map(AuditEvent.fastDecode), events).allSatisfy(Self.sameEvent), "the batch is read by the fast path")
         let slow = try MessageCoding.decode(AuditBatch.self, from: body)
         #expect(fast.events.count == 50 && slow.events.count == 50)
         #expect(zip(fast.events, events).allSatisfy(Self.sameEvent) && zip(slow.events, events).allSatisfy(Self.sameEvent))
