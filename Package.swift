@@ -90,9 +90,6 @@ let package = Package(
         // AuditTrail that publishes them), mail.
         .target(name: "AiraContracts", dependencies: [
             "AiraMessaging", "AiraLLM",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/AiraContracts", swiftSettings: swiftSettings),
         // Mail: an SMTP client on SwiftNIO (STARTTLS, AUTH), MIME composition and the mail templates.
         .target(name: "AiraMail", dependencies: [
@@ -103,7 +100,7 @@ let package = Package(
         ], path: "Shared/AiraMail", swiftSettings: swiftSettings),
         // What every executable shares: configuration, logging, /metrics and /health, lifecycle.
         .target(name: "AiraServiceKit", dependencies: [
-            "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging", "CJemalloc",
+            "AiraCore", "AiraAMQP", "AiraRedis", "AiraPostgres", "AiraMessaging", "AiraContracts", "CJemalloc",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -166,7 +163,7 @@ let package = Package(
         ], path: "Tests/Benchmarks/AiraBenchAuth", swiftSettings: swiftSettings),
 
         // scripts/bench-audit: audit events published → stored, end to end.
-        .executableTarget(name: "aira-bench-audit", dependencies: ["AiraContracts", "AiraPostgres", "AiraMessaging", "AiraCore"],
+        .executableTarget(name: "aira-bench-audit", dependencies: ["AiraServiceKit", "AiraContracts", "AiraPostgres", "AiraMessaging", "AiraCore"],
                           path: "Tests/Benchmarks/AiraBenchAudit", swiftSettings: swiftSettings),
 
         // scripts/bench-scale: a backlog for a worker, and how fast its instances drain it.

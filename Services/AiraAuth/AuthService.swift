@@ -2,6 +2,7 @@ import AiraAccounts
 import AiraContracts
 import AiraCore
 import AiraMessaging
+import AiraServiceKit
 import AiraRedis
 import AiraTokens
 import Crypto

@@ -2,6 +2,7 @@ import AiraContracts
 import AiraCore
 import AiraLLM
 import AiraMessaging
+import AiraServiceKit
 import Foundation
 import Logging
 import Metrics
@@ -32,7 +33,7 @@ struct GPTService: Sendable {
     var routes: RPCRoutes {
         var routes = RPCRoutes()
         routes.on(AskRequest.self) { try await self.ask($0, context: $1) }
-        routes.onBatch(AskRequest.self) { await self.ask(batch: $0, context: $1) }
+        routes.onBatch(AskRequest.self) { await self.ask(batch: $0) }
         routes.on(QuotaRequest.self) { request, _ in
             let limit = self.quotas[request.role] ?? self.quotas["USER"] ?? 100
             return await self.store.quota(user: request.userId, limit: limit)
@@ -70,13 +71,13 @@ struct GPTService: Sendable {
     /// quota count, and the cached answers go back at once; each miss then goes on as a single
     /// question does (quota, single flight, upstream) and is answered on its own when done.
     /// Streamed questions are never batched (their pieces need replies of their own).
-    func ask(batch requests: [AskRequest], context: MessageContext) async -> [RPCBatchOutcome<AskResponse>] {
+    func ask(batch calls: [RPCBatch.Call<AskRequest>]) async -> [RPCBatch.Outcome<AskResponse>] {
         // Conversations need Redis of their own (history before, the new turn after): their
         // questions are prepared and finished concurrently, not one round trip after another.
-        let converse = requests.contains { $0.conversationId != nil }
-        let prepared = await Self.map(requests, concurrently: converse) { request -> Result<Question, RPCErrorReply> in
-            if request.stream { return .failure(RPCErrorReply(code: GPTError.invalidInput, message: "a streamed question cannot be batched")) }
-            do { return .success(try await self.prepare(request, context: context)) } catch { return .failure(Self.reply(for: error)) }
+        let converse = calls.contains { $0.request.conversationId != nil }
+        let prepared = await Self.map(calls, concurrently: converse) { call -> Result<Question, any Error> in
+            if call.request.stream { return .failure(RPCErrorReply(code: GPTError.invalidInput, message: "a streamed question cannot be batched")) }
+            do { return .success(try await self.prepare(call.request, context: call.context)) } catch { return .failure(error) }
         }
         // Cached answers are looked up together and answered now; every other question (a
         // miss, or one that bypasses or refreshes the cache) is answered later, on its own.
@@ -85,11 +86,14 @@ struct GPTService: Sendable {
             return (index, question)
         }
         let found = await self.store.lookup(lookups.map { ($0.question.key, $0.question.quotaKey) })
-        let answered = await Self.map(Array(lookups.indices), concurrently: converse) { n -> Result<AskResponse, RPCErrorReply>? in
+        let answered = await Self.map(Array(lookups.indices), concurrently: converse) { n -> Result<AskResponse, any Error>? in
             guard let hit = found[n].0 else { return nil }
-            return await Self.result { try await self.answer(lookups[n].question, cached: hit, used: found[n].used, context: context) }
+            let (index, question) = (lookups[n].index, lookups[n].question)
+            do { return .success(try await self.answer(question, cached: hit, used: found[n].used, context: calls[index].context)) } catch {
+                return .failure(error)
+            }
         }
-        var now: [Int: Result<AskResponse, RPCErrorReply>] = [:]
+        var now: [Int: Result<AskResponse, any Error>] = [:]
         for (n, result) in answered.enumerated() where result != nil { now[lookups[n].index] = result }
         return prepared.enumerated().map { index, item in
             switch item {
@@ -97,7 +101,7 @@ struct GPTService: Sendable {
                 return .answer(.failure(refusal))
             case .success(let question):
                 if let result = now[index] { return .answer(result) }
-                return .later { await Self.result { try await self.answerFresh(question, context: context) } }
+                return .later { try await self.answerFresh(question, context: calls[index].context) }
             }
         }
     }
@@ -120,22 +124,9 @@ struct GPTService: Sendable {
         return done.sorted { $0.index < $1.index }.map(\.value)
     }
 
-    static func result(_ work: () async throws -> AskResponse) async -> Result<AskResponse, RPCErrorReply> {
-        do { return .success(try await work()) } catch { return .failure(Self.reply(for: error)) }
-    }
-
     struct Indexed<Value: Sendable>: Sendable {
         let index: Int
         let value: Value
-    }
-
-    /// A thrown error as the typed reply a single question would get.
-    static func reply(for error: any Error) -> RPCErrorReply {
-        if let reply = error as? RPCErrorReply { return reply }
-        guard ErrorClassification.isTransient(error) else {
-            return RPCErrorReply(code: ErrorClassification.code(error), message: ErrorClassification.message(error))
-        }
-        return RPCErrorReply(code: RPCErrorReply.unavailableCode, message: "temporarily unavailable, try again")
     }
 
     func prepare(_ request: AskRequest, context: MessageContext) async throws -> Question {

@@ -1,6 +1,7 @@
 import AiraContracts
 import AiraCore
 import AiraMessaging
+import AiraServiceKit
 import AiraPostgres
 import AiraRedis
 import Foundation

@@ -126,7 +126,8 @@ struct ServiceCalls: Sendable {
     ) async throws -> Response {
         if let batching = target.batching {
             return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
-                                              timeout: target.timeout, batching: batching)
+                                              timeout: target.timeout, batching: batching, requestID: context.requestID,
+                                              traceparent: context.traceparent)
         }
         return try await self.client.call(request, routingKey: target.routingKey, expecting: Response.self,
                                           timeout: target.timeout, requestID: context.requestID, traceparent: context.traceparent)

@@ -22,10 +22,18 @@ public enum AiraHeader {
     public static let rpcStatus = "x-aira-rpc-status"
     /// Set by `aira-admin dlq replay`.
     public static let replayedAt = "x-aira-replayed-at"
+    /// The id of the HTTP request that caused an RPC (the gateway's `X-Request-Id`); servers
+    /// put it on their log lines about the call.
+    public static let requestID = "x-aira-request-id"
+    /// Batched RPC: what each call of the batch carries, in request order — an array of tables,
+    /// each with the call's own `x-aira-request-id` and `traceparent` when it has them.
+    public static let batchCalls = "x-aira-batch-calls"
     /// W3C trace context.
     public static let traceparent = "traceparent"
     /// Set by quorum queues: how often the message was returned to the queue unacknowledged.
     public static let deliveryCount = "x-delivery-count"
+    /// Set by the broker when it dead-letters a message: where and why, newest first.
+    public static let death = "x-death"
 
     /// Headers the broker adds when dead-lettering; dropped when Aira republishes a message.
     static let brokerDeathHeaders: Set<String> = ["x-death", "x-first-death-exchange", "x-first-death-queue",

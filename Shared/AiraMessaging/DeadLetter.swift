@@ -26,7 +26,7 @@ public struct DeadLetter: Sendable {
 
     /// The first entry of RabbitMQ's `x-death` header.
     var brokerDeath: (reason: String?, queue: String?, routingKey: String?, time: Date?)? {
-        guard case .array(let deaths)? = self.headers["x-death"], case .table(let first)? = deaths.first else { return nil }
+        guard case .array(let deaths)? = self.headers[AiraHeader.death], case .table(let first)? = deaths.first else { return nil }
         var key: String?
         if case .array(let keys)? = first["routing-keys"] { key = keys.first?.stringValue }
         var time: Date?

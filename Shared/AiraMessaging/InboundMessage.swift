@@ -14,6 +14,8 @@ public struct InboundMessage: Sendable {
     public var type: String? { self.properties.type }
     public var correlationID: String? { self.properties.correlationID }
     public var traceparent: String? { self.headers[AiraHeader.traceparent]?.stringValue }
+    /// The HTTP request behind an RPC (`x-aira-request-id`).
+    public var requestID: String? { self.headers[AiraHeader.requestID]?.stringValue }
     public var body: [UInt8] { self.delivery.body }
     public var routingKey: String { self.delivery.routingKey }
 

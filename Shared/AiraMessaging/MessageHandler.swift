@@ -12,28 +12,62 @@ public protocol MessageHandler: Sendable {
 }
 
 /// What a handler knows about the message it handles, and how it publishes follow-up messages
-/// in the same trace and correlation.
+/// in the same trace and correlation. For a request of an RPC batch (``RPCBatch``) it describes
+/// that one call: its own id, request id and trace.
 public struct MessageContext: Sendable {
     public let message: InboundMessage
     public let queue: String
     public let publisher: MessagePublisher
     private let baseLogger: Logger
-    let followUps = FollowUps()
+    let followUps: FollowUps
+    /// The id of what is handled: the message's, or `<batch message id>#<index>` for a call of a batch.
+    public let messageID: String
+    /// The HTTP request behind it (`x-aira-request-id`), when the caller sent one.
+    public let requestID: String?
+    /// The trace it belongs to (its `traceparent`).
+    let trace: String?
 
-    /// A logger carrying the message id, correlation id and queue (built when first asked for).
-    public var logger: Logger { self.baseLogger.with(self.message, queue: self.queue) }
-    public var messageID: String { self.message.messageID ?? "" }
+    /// A logger carrying the message id, correlation id, queue and request id (built when first asked for).
+    public var logger: Logger {
+        var l = self.baseLogger
+        l[metadataKey: LogKey.messageID] = "\(self.messageID.isEmpty ? "-" : self.messageID)"
+        l[metadataKey: LogKey.correlationID] = "\(self.message.correlationID ?? "-")"
+        l[metadataKey: LogKey.queue] = "\(self.queue)"
+        if let requestID = self.requestID { l[metadataKey: LogKey.requestID] = "\(requestID)" }
+        return l
+    }
     public var correlationID: String { self.message.correlationID ?? self.messageID }
     /// Failed attempts before this one.
     public var attempts: Int { self.message.attempts }
     /// A new child span of the message's trace, for something this handler publishes.
-    public var traceparent: String { TraceParent.child(of: self.message.traceparent) }
+    public var traceparent: String { TraceParent.child(of: self.trace) }
 
     init(message: InboundMessage, queue: String, logger: Logger, publisher: MessagePublisher) {
         self.message = message
         self.queue = queue
         self.baseLogger = logger
         self.publisher = publisher
+        self.followUps = FollowUps()
+        self.messageID = message.messageID ?? ""
+        self.requestID = message.requestID
+        self.trace = message.traceparent
+    }
+
+    /// The context of call `index` of a batch carried by this context's message: its own ids
+    /// and trace; follow-up work runs with the batch's, after its replies.
+    func call(_ index: Int, requestID: String?, traceparent: String?) -> MessageContext {
+        MessageContext(self, messageID: "\(self.messageID)#\(index)", requestID: requestID, trace: traceparent ?? self.trace)
+    }
+
+    private init(_ batch: MessageContext, messageID: String, requestID: String?, trace: String?) {
+        self.message = batch.message
+        self.queue = batch.queue
+        self.baseLogger = batch.baseLogger
+        self.publisher = batch.publisher
+        self.followUps = batch.followUps
+        self.messageID = messageID
+        self.requestID = requestID
+        self.trace = trace
     }
 
     /// Runs `work` once the handler has finished and (for an RPC) its reply has been sent, before
@@ -117,6 +151,7 @@ extension Logger {
         l[metadataKey: LogKey.messageID] = "\(message.messageID ?? "-")"
         l[metadataKey: LogKey.correlationID] = "\(message.correlationID ?? "-")"
         l[metadataKey: LogKey.queue] = "\(queue)"
+        if let requestID = message.requestID { l[metadataKey: LogKey.requestID] = "\(requestID)" }
         return l
     }
 }

@@ -21,6 +21,24 @@ public struct RPCErrorReply: Error, Codable, Sendable, Hashable, CustomStringCon
     public static let badRequestCode = "bad_request"
     public static let unavailableCode = "unavailable"
     public static let internalCode = "internal"
+
+    /// What the caller of a request that failed with `error` is told, once no retry is left —
+    /// the one mapping for single and batched calls: an ``RPCErrorReply`` as it is; an error
+    /// retrying cannot help (a ``PermanentError``) with its code and message; anything else
+    /// (transient: a dependency down) as `unavailable`, whose text the caller may show, never
+    /// the error's own (it may name servers or hold their text).
+    public static func answering(_ error: any Error) -> RPCErrorReply {
+        if let reply = error as? RPCErrorReply { return reply }
+        guard ErrorClassification.isTransient(error) else {
+            return RPCErrorReply(code: ErrorClassification.code(error), message: ErrorClassification.message(error))
+        }
+        return RPCErrorReply(code: Self.unavailableCode, message: "temporarily unavailable, try again")
+    }
+
+    /// The body of an error reply.
+    var encoded: [UInt8] {
+        (try? MessageCoding.encode(self)) ?? Array(#"{"code":"internal","message":"error not encodable"}"#.utf8)
+    }
 }
 
 /// Why an RPC call did not produce a response.
@@ -59,13 +77,6 @@ extension MessageContext {
     }
 }
 
-extension MessageContext {
-    /// Sends a reply (status ok) before the handler returns: a batch answers in parts.
-    func reply(_ body: [UInt8]) {
-        self.publisher.reply(to: self.message, body: body, status: RPCReplyStatus.ok)
-    }
-}
-
 /// The `x-aira-rpc-status` of a reply.
 enum RPCReplyStatus {
     static let ok = "ok"
@@ -81,6 +92,14 @@ extension MessagePublisher {
         let properties = AMQPProperties(contentType: "application/json", headers: [AiraHeader.rpcStatus: .string(status)],
                                         deliveryMode: AMQPProperties.transient, correlationID: message.correlationID)
         self.channel.publish(exchange: "", routingKey: replyTo, body: body, properties: properties, mandatory: false) { _ in }
+    }
+
+    /// Publishes the final reply to an RPC request: its response, or its typed error.
+    func reply(to message: InboundMessage, _ result: Result<[UInt8], RPCErrorReply>) {
+        switch result {
+        case .success(let body): self.reply(to: message, body: body, status: RPCReplyStatus.ok)
+        case .failure(let error): self.reply(to: message, body: error.encoded, status: RPCReplyStatus.error)
+        }
     }
 }
 
@@ -100,9 +119,16 @@ public protocol RPCHandler: Sendable {
 ///     var routes = RPCRoutes()
 ///     routes.on(LoginRequest.self) { request, context in try await service.login(request) }
 public struct RPCRoutes: Sendable {
-    /// A decoded request, ready to run (and re-run, for in-process retries); returns the encoded
-    /// response, or nil when it has sent its replies itself (a batch answered in parts).
-    typealias Call = @Sendable (MessageContext) async throws -> [UInt8]?
+    /// What running a request gives the server to send.
+    enum Reply: Sendable {
+        /// The encoded response: the server replies with it.
+        case response([UInt8])
+        /// Every reply has gone out already (a batch answers in parts as its calls finish).
+        case sentInParts
+    }
+
+    /// A decoded request, ready to run (and re-run, for in-process retries).
+    typealias Call = @Sendable (MessageContext) async throws -> Reply
     typealias Decoder = @Sendable ([UInt8]) throws -> Call
 
     var decoders: [String: Decoder] = [:]
@@ -120,7 +146,7 @@ public struct RPCRoutes: Sendable {
     ) {
         self.decoders[Request.messageType] = { body in
             let request = try MessageCoding.decode(Request.self, from: body)
-            return { context in try MessageCoding.encode(try await handler(request, context)) }
+            return { context in .response(try MessageCoding.encode(try await handler(request, context))) }
         }
     }
 

@@ -13,15 +13,23 @@ public final class RPCClient: Sendable {
     public static let replyQueue = "amq.rabbitmq.reply-to"
 
     private let channel: AMQPChannel
-    private let pending = Mutex<[String: CheckedContinuation<AMQPDelivery, any Error>]>([:])
-    /// Calls answered through a route of their own, streams and batches: every reply (partial and
-    /// final) goes to the route, and so does the failure if the connection is lost first.
-    private let routes = Mutex<[String: ReplyRoute]>([:])
-    typealias ReplyRoute = @Sendable (Result<AMQPDelivery, any Error>) -> Void
+    /// Who waits for the replies to each correlation id.
+    private let waiting = Mutex<[String: Waiting]>([:])
     /// Batched calls, one lane per routing key and request type.
     private let lanes = Mutex<[String: RPCBatchLane]>([:])
-    private let calls = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "ok")])
-    private let failures = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "failed")])
+    private let succeeded = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "ok")])
+    private let failed = Counter(label: "aira_rpc_calls_total", dimensions: [("outcome", "failed")])
+
+    /// Gets every reply to one correlation id, and the failure if the connection is lost first.
+    typealias ReplyHandler = @Sendable (Result<AMQPDelivery, any Error>) -> Void
+
+    private enum Waiting {
+        /// A plain call: its one reply resumes it, and it is done.
+        case call(CheckedContinuation<AMQPDelivery, any Error>)
+        /// A stream (partial replies, then the final one) or a batch (a reply per part): every
+        /// reply goes to the handler until its owner removes it.
+        case replies(ReplyHandler)
+    }
 
     private init(channel: AMQPChannel) { self.channel = channel }
 
@@ -59,12 +67,12 @@ public final class RPCClient: Sendable {
                 }
             }
         } catch {
-            self.failures.increment()
+            self.failed.increment()
             throw error
         }
 
         if reply.properties.headers[AiraHeader.rpcStatus]?.stringValue == RPCReplyStatus.error {
-            self.failures.increment()
+            self.failed.increment()
             guard let remote = try? MessageCoding.decode(RPCErrorReply.self, from: reply.body) else {
                 throw RPCCallError.invalidReply("undecodable error reply")
             }
@@ -72,10 +80,10 @@ public final class RPCClient: Sendable {
         }
         do {
             let response = try MessageCoding.decode(Response.self, from: reply.body)
-            self.calls.increment()
+            self.succeeded.increment()
             return response
         } catch {
-            self.failures.increment()
+            self.failed.increment()
             throw RPCCallError.invalidReply(MessageCoding.describe(error))
         }
     }
@@ -83,26 +91,27 @@ public final class RPCClient: Sendable {
     /// Like ``call(_:routingKey:expecting:timeout:requestID:traceparent:)``, but the request may
     /// share one message and one reply with other calls of its type to the same routing key
     /// (``RPCBatch``); the server must serve the batch type (``RPCRoutes/onBatch(_:_:)``). Calls
-    /// of a batch share its deadline: the earliest of theirs.
+    /// of a batch share its deadline: the earliest of theirs. The request id and trace travel
+    /// with the call in its batch; cancelling the caller's task ends its wait at once.
     public func call<Request: MessageContract, Response: Decodable & Sendable>(
         _ request: Request, routingKey: String, expecting: Response.Type = Response.self, timeout: Duration,
-        batching options: RPCBatch.Options
+        batching options: RPCBatch.Options, requestID: String? = nil, traceparent: String? = nil
     ) async throws -> Response {
         let body = try request.encoded()
         let lane = self.lane(Request.self, routingKey: routingKey, options: options)
         let raw: [UInt8]
         do {
-            raw = try await lane.submit(body, timeout: timeout)
+            raw = try await lane.submit(body, ids: RPCBatch.CallIDs(requestID: requestID, traceparent: traceparent), timeout: timeout)
         } catch {
-            self.failures.increment()
+            self.failed.increment()
             throw error
         }
         do {
             let response = try MessageCoding.decode(Response.self, from: raw)
-            self.calls.increment()
+            self.succeeded.increment()
             return response
         } catch {
-            self.failures.increment()
+            self.failed.increment()
             throw RPCCallError.invalidReply(MessageCoding.describe(error))
         }
     }
@@ -114,7 +123,7 @@ public final class RPCClient: Sendable {
             if let lane = lanes[name] { return lane }
             let lane = RPCBatchLane(messageType: RPCBatch.messageType(of: Request.self), routingKey: routingKey, options: options,
                                     channel: self.channel) { [weak self] id, handler in
-                self?.routes.withLock { $0[id] = handler }
+                self?.waiting.withLock { $0[id] = handler.map { .replies($0) } }
             }
             lanes[name] = lane
             return lane
@@ -145,15 +154,15 @@ public final class RPCClient: Sendable {
         }
         continuation.onTermination = { [weak self] _ in
             timer.cancel()
-            _ = self?.routes.withLock { $0.removeValue(forKey: callID) }
+            _ = self?.waiting.withLock { $0.removeValue(forKey: callID) }
         }
-        self.routes.withLock {
-            $0[callID] = { [weak self] result in
+        self.waiting.withLock {
+            $0[callID] = .replies { [weak self] result in
                 let delivery: AMQPDelivery
                 switch result {
                 case .success(let d): delivery = d
                 case .failure(let error):
-                    self?.failures.increment()
+                    self?.failed.increment()
                     continuation.finish(throwing: error)
                     return
                 }
@@ -166,14 +175,14 @@ public final class RPCClient: Sendable {
                         throw RPCCallError.remote(try MessageCoding.decode(RPCErrorReply.self, from: delivery.body))
                     default:
                         continuation.yield(.done(try MessageCoding.decode(Response.self, from: delivery.body)))
-                        self?.calls.increment()
+                        self?.succeeded.increment()
                         continuation.finish()
                     }
                 } catch let error as RPCCallError {
-                    self?.failures.increment()
+                    self?.failed.increment()
                     continuation.finish(throwing: error)
                 } catch {
-                    self?.failures.increment()
+                    self?.failed.increment()
                     continuation.finish(throwing: RPCCallError.invalidReply(MessageCoding.describe(error)))
                 }
             }
@@ -191,7 +200,7 @@ public final class RPCClient: Sendable {
         var properties = MessagePublisher.properties(
             type: Request.messageType, messageID: callID, correlationID: callID, traceparent: traceparent,
             headers: [AiraHeader.deadline: .int(Int64(deadline.timeIntervalSince1970 * 1000))], persistent: false)
-        if let requestID { properties.headers["x-aira-request-id"] = .string(requestID) }
+        if let requestID { properties.headers[AiraHeader.requestID] = .string(requestID) }
         properties.replyTo = Self.replyQueue
         properties.expiration = String(max(1, timeout.milliseconds))
         return properties
@@ -205,7 +214,7 @@ public final class RPCClient: Sendable {
         defer { timer.cancel() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<AMQPDelivery, any Error>) in
-                self.pending.withLock { $0[callID] = c }
+                self.waiting.withLock { $0[callID] = .call(c) }
                 send()
             }
         } onCancel: {
@@ -213,34 +222,44 @@ public final class RPCClient: Sendable {
         }
     }
 
-    /// Calls in flight (for metrics and tests).
-    public var inFlight: Int { self.pending.withLock { $0.count } }
+    /// Calls, streams and batches awaiting replies (for metrics and tests).
+    public var inFlight: Int { self.waiting.withLock { $0.count } }
 
     private func receive(_ delivery: AMQPDelivery) {
         guard let id = delivery.properties.correlationID else { return }
-        if let route = self.routes.withLock({ $0[id] }) {
-            route(.success(delivery))
-            return
+        let waiter = self.waiting.withLock { waiting -> Waiting? in
+            guard let waiter = waiting[id] else { return nil }
+            if case .call = waiter { waiting[id] = nil }
+            return waiter
         }
-        self.resume(id, with: .success(delivery))
+        switch waiter {
+        case .call(let c): c.resume(returning: delivery)
+        case .replies(let handler): handler(.success(delivery))
+        case nil: break // a call that timed out or was cancelled: nobody waits any more
+        }
     }
 
     /// Fails every call in flight (the connection they were sent on is gone).
     private func failAll(_ error: any Error) {
-        let calls = self.pending.withLock { pending in
-            defer { pending = [:] }
-            return Array(pending.values)
+        let waiters = self.waiting.withLock { waiting in
+            defer { waiting = [:] }
+            return Array(waiting.values)
         }
-        let routes = self.routes.withLock { routes in
-            defer { routes = [:] }
-            return Array(routes.values)
+        for waiter in waiters {
+            switch waiter {
+            case .call(let c): c.resume(throwing: error)
+            case .replies(let handler): handler(.failure(error))
+            }
         }
-        for c in calls { c.resume(throwing: error) }
-        for route in routes { route(.failure(error)) }
     }
 
+    /// Ends a plain call's wait (its timeout, cancellation, or a refused publish).
     private func resume(_ id: String, with result: Result<AMQPDelivery, any Error>) {
-        let c = self.pending.withLock { $0.removeValue(forKey: id) }
+        let c = self.waiting.withLock { waiting -> CheckedContinuation<AMQPDelivery, any Error>? in
+            guard case .call(let c)? = waiting[id] else { return nil }
+            waiting[id] = nil
+            return c
+        }
         c?.resume(with: result)
     }
 }

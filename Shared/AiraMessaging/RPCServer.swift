@@ -52,54 +52,47 @@ public final class RPCServer: EngineConsumer {
             metrics.deadLettered[disposition]?.increment()
             logger.error("request dead-lettered", metadata: [LogKey.error: "\(reason)", LogKey.errorType: "\(code)"])
             let replyCode = disposition == .permanent ? RPCErrorReply.badRequestCode : RPCErrorReply.internalCode
-            self.reply(to: message, .failure(RPCErrorReply(code: replyCode, message: reason)))
+            self.parts.publisher.reply(to: message, .failure(RPCErrorReply(code: replyCode, message: reason)))
 
         case .accept(let call):
             let context = MessageContext(message: message, queue: spec.name, logger: self.parts.logger, publisher: self.parts.publisher)
-            let result = await self.run(call, context: context, deadline: message.deadline)
-            if case .success = result { metrics.succeeded.increment() }
-            self.reply(to: message, result)
+            switch await self.run(call, context: context, deadline: message.deadline) {
+            case .success(.response(let body)):
+                metrics.succeeded.increment()
+                self.parts.publisher.reply(to: message, .success(body))
+            case .success(.sentInParts):
+                metrics.succeeded.increment()
+            case .failure(let error):
+                self.parts.publisher.reply(to: message, .failure(error))
+            }
             await context.followUps.run()
             channel.ack(delivery)
         }
     }
 
-    /// Runs the handler, retrying transient errors while the deadline allows.
-    private func run(_ call: RPCRoutes.Call, context: MessageContext, deadline: Date?) async -> Result<[UInt8]?, RPCErrorReply> {
+    /// Runs the handler, retrying transient errors while the deadline allows; what is left of a
+    /// failure is answered through the one mapping, ``RPCErrorReply/answering(_:)``.
+    private func run(_ call: RPCRoutes.Call, context: MessageContext, deadline: Date?) async -> Result<RPCRoutes.Reply, RPCErrorReply> {
         var attempt = 0
         while true {
             context.followUps.reset()
             do {
                 return .success(try await call(context))
-            } catch let reply as RPCErrorReply {
-                return .failure(reply)
             } catch {
-                let transient = ErrorClassification.isTransient(error)
-                let text = ErrorClassification.message(error)
-                guard transient else {
-                    return .failure(RPCErrorReply(code: ErrorClassification.code(error), message: text))
+                guard !(error is RPCErrorReply), ErrorClassification.isTransient(error) else {
+                    return .failure(RPCErrorReply.answering(error))
                 }
                 attempt += 1
                 let delay = self.retryBackoff.delay(attempt: attempt - 1)
                 let fits = deadline.map { Date().addingTimeInterval(delay.seconds) < $0 } ?? false
                 guard attempt < self.parts.spec.retry.maxAttempts, fits, !Task.isCancelled else {
-                    context.logger.warning("request failed", metadata: [LogKey.error: "\(text)", LogKey.attempts: "\(attempt)"])
-                    return .failure(RPCErrorReply(code: RPCErrorReply.unavailableCode, message: "temporarily unavailable, try again"))
+                    context.logger.warning("request failed", metadata: [LogKey.error: "\(ErrorClassification.message(error))",
+                                                                       LogKey.attempts: "\(attempt)"])
+                    return .failure(RPCErrorReply.answering(error))
                 }
                 self.parts.metrics.retried.increment()
                 try? await Task.sleep(for: delay)
             }
-        }
-    }
-
-    private func reply(to message: InboundMessage, _ result: Result<[UInt8]?, RPCErrorReply>) {
-        switch result {
-        case .success(let response):
-            guard let response else { return } // replied in parts already
-            self.parts.publisher.reply(to: message, body: response, status: RPCReplyStatus.ok)
-        case .failure(let error):
-            let body = (try? MessageCoding.encode(error)) ?? Array(#"{"code":"internal","message":"error not encodable"}"#.utf8)
-            self.parts.publisher.reply(to: message, body: body, status: RPCReplyStatus.error)
         }
     }
 }

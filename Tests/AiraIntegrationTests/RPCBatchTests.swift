@@ -11,6 +11,8 @@ import Testing
 struct RPCBatchTests {
     final class Seen: Sendable {
         let batches = Mutex<[Int]>([])
+        /// Each call's text → what its context said (request id, the trace id of its traceparent, message id).
+        let calls = Mutex<[String: (requestID: String?, trace: Substring, messageID: String)]>([:])
         func record(_ n: Int) { self.batches.withLock { $0.append(n) } }
     }
 
@@ -19,16 +21,23 @@ struct RPCBatchTests {
         let spec = QueueSpec(name: q, bindings: ["\(q).call"], kind: .rpc, maxLength: 1000)
         var routes = RPCRoutes()
         routes.on(EchoRequest.self) { request, _ in EchoResponse(echoed: request.text.uppercased()) }
-        routes.onBatch(EchoRequest.self) { requests, _ in
-            seen.record(requests.count)
+        routes.onBatch(EchoRequest.self) { calls in
+            seen.record(calls.count)
+            seen.calls.withLock { seen in
+                for call in calls {
+                    seen[call.request.text] = (call.context.requestID, call.context.traceparent.dropFirst(3).prefix(32), call.context.messageID)
+                }
+            }
             // A batch holding a "hold-batch" request answers nothing (so keeps its lane slot) for 800 ms.
-            if requests.contains(where: { $0.text == "hold-batch" }) { try? await Task.sleep(for: .milliseconds(800)) }
-            return requests.map { request -> RPCBatchOutcome<EchoResponse> in
+            if calls.contains(where: { $0.request.text == "hold-batch" }) { try? await Task.sleep(for: .milliseconds(800)) }
+            return calls.map { call -> RPCBatch.Outcome<EchoResponse> in
+                let request = call.request
                 if request.text == "forbidden" { return .answer(.failure(RPCErrorReply(code: "forbidden", message: "not allowed"))) }
+                if request.text == "broken" { return .answer(.failure(TransientError(code: "redis_down", "redis at 10.0.0.7 said no"))) }
                 guard let delay = request.delayMilliseconds else { return .answer(.success(EchoResponse(echoed: request.text.uppercased()))) }
                 return .later {
-                    try? await Task.sleep(for: .milliseconds(delay))
-                    return .success(EchoResponse(echoed: "LATE " + request.text.uppercased()))
+                    try await Task.sleep(for: .milliseconds(delay))
+                    return EchoResponse(echoed: "LATE " + request.text.uppercased())
                 }
             }
         }
@@ -148,6 +157,78 @@ struct RPCBatchTests {
             _ = try await client.call(NotABatch(), routingKey: spec.bindings[0], expecting: EchoResponse.self, timeout: .seconds(5))
         }
         #expect(try await eventually { try await h.depth(spec.deadLetterQueue) == 1 })
+        await services.stop()
+        await h.tearDown(spec)
+    }
+}
+
+extension RPCBatchTests {
+    @Test("each call of a batch carries its own request id and trace; errors map as for a single call")
+    func idsAndErrors() async throws {
+        let h = try await MessagingHarness.make()
+        let seen = Seen()
+        let (spec, services) = serve(h, seen: seen)
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+        let options = RPCBatch.Options(maxBatch: 64, parallel: 1)
+        let traces = (0..<20).map { _ in TraceParent.random() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<20 {
+                group.addTask {
+                    _ = try await client.call(EchoRequest(text: "c\(i)"), routingKey: spec.bindings[0], expecting: EchoResponse.self,
+                                              timeout: .seconds(10), batching: options,
+                                              requestID: i == 5 ? nil : "req-\(i)", traceparent: traces[i])
+                }
+            }
+            try await group.waitForAll()
+        }
+        let calls = seen.calls.withLock { $0 }
+        #expect(seen.batches.withLock { $0.count } < 20, "the calls shared messages")
+        for i in 0..<20 {
+            let call = try #require(calls["c\(i)"])
+            #expect(call.requestID == (i == 5 ? nil : "req-\(i)"))
+            #expect(call.trace == traces[i].dropFirst(3).prefix(32), "call \(i) continues its own trace")
+            #expect(call.messageID.contains("#"), "a call of a batch has an id of its own: \(call.messageID)")
+        }
+        #expect(Set(calls.values.map(\.messageID)).count == 20)
+        // A transient failure is answered `unavailable` without its text (which may name servers).
+        await #expect {
+            _ = try await client.call(EchoRequest(text: "broken"), routingKey: spec.bindings[0], expecting: EchoResponse.self,
+                                      timeout: .seconds(10), batching: options)
+        } throws: { error in
+            guard case RPCCallError.remote(let reply) = error else { return false }
+            return reply.code == RPCErrorReply.unavailableCode && !reply.message.contains("10.0.0.7")
+        }
+        await services.stop()
+        await h.tearDown(spec)
+    }
+
+    @Test("a cancelled caller stops waiting at once, whether its batch has left or not; the others are answered")
+    func cancellation() async throws {
+        let h = try await MessagingHarness.make()
+        let (spec, services) = serve(h, seen: Seen())
+        #expect(try await h.waitForConsumers(spec.name))
+        let client = try await RPCClient.open(on: h.connection)
+        let options = RPCBatch.Options(maxBatch: 64, parallel: 1)
+        let call: @Sendable (String, Int?) async throws -> String = { text, delay in
+            try await client.call(EchoRequest(text: text, delayMilliseconds: delay), routingKey: spec.bindings[0],
+                                  expecting: EchoResponse.self, timeout: .seconds(10), batching: options).echoed
+        }
+        // Out: a batch holding the only slot for 800 ms. Waiting: a call queued behind it.
+        let out = Task { try await call("hold-batch", nil) }
+        try await Task.sleep(for: .milliseconds(100))
+        let queued = Task { try await call("queued", nil) }
+        try await Task.sleep(for: .milliseconds(100))
+        let slowOut = Task { try await call("slow", 3000) }
+        for task in [queued, out] {
+            let started = ContinuousClock.now
+            task.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await task.value }
+            #expect(ContinuousClock.now - started < .milliseconds(300), "a cancelled call ended its wait at once")
+        }
+        // The lane still works: the slot comes back with the held batch's reply, and the slow call is answered.
+        #expect(try await call("after", nil) == "AFTER")
+        #expect(try await slowOut.value == "LATE SLOW")
         await services.stop()
         await h.tearDown(spec)
     }

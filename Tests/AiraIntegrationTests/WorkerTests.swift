@@ -3,6 +3,7 @@ import AiraContracts
 import AiraCore
 import AiraMessaging
 import AiraPostgres
+import AiraServiceKit
 import Foundation
 import Testing
 

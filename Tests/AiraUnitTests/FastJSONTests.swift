@@ -129,8 +129,9 @@ struct RPCBatchFormatTests {
     @Test("batch replies: indices and outcomes round-trip; a malformed reply is refused")
     func replies() throws {
         let error = RPCErrorReply(code: "quota_exceeded", message: "used up", details: ["limit": "2"])
-        let items: [(index: Int, result: Result<[UInt8], RPCErrorReply>)] = [
-            (3, .success(Array(#"{"x":"]}"}"#.utf8))), (0, .failure(error)), (12, .success(Array("[]".utf8))),
+        let items = [
+            RPCBatch.Answer(index: 3, result: .success(Array(#"{"x":"]}"}"#.utf8))), RPCBatch.Answer(index: 0, result: .failure(error)),
+            RPCBatch.Answer(index: 12, result: .success(Array("[]".utf8))),
         ]
         let decoded = try RPCBatch.decodeReplies(RPCBatch.encodeReplies(items))
         #expect(decoded.map(\.index) == [3, 0, 12])
@@ -142,5 +143,18 @@ struct RPCBatchFormatTests {
             #expect(throws: (any Error).self, "\(bad)") { _ = try RPCBatch.decodeReplies(Array(bad.utf8)) }
         }
         #expect(RPCBatch.encodeRequests([Array("{}".utf8), Array("[1]".utf8)]) == Array("[{},[1]]".utf8))
+    }
+
+    @Test("batch calls' ids: each call's request id and trace survive the header, in order; calls without ids add no header")
+    func callIDs() {
+        let trace = TraceParent.random()
+        let ids = [RPCBatch.CallIDs(requestID: "req-1", traceparent: trace), RPCBatch.CallIDs(),
+                   RPCBatch.CallIDs(requestID: "req-3")]
+        let header = try! #require(RPCBatch.header(ids))
+        #expect(RPCBatch.callIDs([AiraHeader.batchCalls: header], count: 3) == ids)
+        #expect(RPCBatch.header([RPCBatch.CallIDs(), RPCBatch.CallIDs()]) == nil)
+        #expect(RPCBatch.callIDs([:], count: 2) == [RPCBatch.CallIDs(), RPCBatch.CallIDs()])
+        // A header shorter than the batch (an older caller) leaves the rest without ids.
+        #expect(RPCBatch.callIDs([AiraHeader.batchCalls: header], count: 4).last == RPCBatch.CallIDs())
     }
 }

@@ -17,6 +17,7 @@ import AiraContracts
 import AiraCore
 import AiraMessaging
 import AiraPostgres
+import AiraServiceKit
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
