@@ -211,7 +211,7 @@ struct BrowserSession: Sendable {
     /// A cookie scripts may read (`aira_session=1`, nothing secret): tells the page that a
     /// refresh is worth trying on load, so a visitor without a session makes no failing request.
     static let hintCookieName = "aira_session"
-    static let header = HTTPField.Name("X-Aira-Client")!
+    static let header = HTTPField.Name.airaClient
     /// The cookie's lifetime: the refresh token's (`AIRA_REFRESH_TOKEN_TTL`).
     var maxAge = 30 * 86_400
     /// `Secure` (HTTPS only): `AIRA_COOKIE_SECURE`, on wherever the gateway is behind TLS.

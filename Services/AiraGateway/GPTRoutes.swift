@@ -7,12 +7,6 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-extension HTTPField.Name {
-    static let airaCache = Self("X-Aira-Cache")!
-    static let airaCached = Self("X-Aira-Cached")!
-    static let airaConversation = Self("X-Aira-Conversation")!
-}
-
 /// `POST /api/gpt/qna` and the OpenAI-compatible `POST /v1/chat/completions` (non-streaming and
 /// server-sent events), both answered by aira-gpt-proxy over the `gpt.ask` RPC.
 struct GPTRoutes: Sendable {

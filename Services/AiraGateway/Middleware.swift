@@ -7,16 +7,6 @@ import Hummingbird
 import Logging
 import Metrics
 
-extension HTTPField.Name {
-    static let requestID = Self("X-Request-Id")!
-    static let traceparent = Self("traceparent")!
-    static let forwardedFor = Self("X-Forwarded-For")!
-    static let rateLimitLimit = Self("RateLimit-Limit")!
-    static let rateLimitRemaining = Self("RateLimit-Remaining")!
-    static let rateLimitReset = Self("RateLimit-Reset")!
-    static let rateLimitPolicy = Self("RateLimit-Policy")!
-}
-
 extension HTTPFields {
     /// The first field's value named `name`. `headers[name]` joins every such field into a new
     /// string on each call; for headers that appear once (Authorization, Content-Type,

@@ -294,7 +294,7 @@ struct PostRoutes: Sendable {
         let (result, target) = try await self.content.read(query, context, primaryOnly: fresh)
         guard let row = result.first else { throw APIError.notFound("post") }
         var response = JSONResponse.make(.ok, try Self.view(row, liked: nil))
-        response.headers[.init("X-Aira-Read")!] = target.rawValue
+        response.headers[.airaRead] = target.rawValue
         return response
     }
 

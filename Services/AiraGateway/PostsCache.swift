@@ -154,8 +154,8 @@ struct PostsCache: Sendable {
     }
 
     static func response(_ body: [UInt8], cache: String, read: String) -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8", .init("X-Aira-Cache")!: cache,
-                                        .init("X-Aira-Read")!: read],
+        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8", .airaCache: cache,
+                                        .airaRead: read],
                  body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
