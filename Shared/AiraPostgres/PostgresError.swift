@@ -1,5 +1,7 @@
 /// What can go wrong with PostgreSQL. Descriptions are for logs; the gateway shows clients its
-/// own generic message, never these.
+/// own generic message, never these. A description holds no row data: the server's `detail`
+/// (which quotes the values of a violated constraint: an email, a name) and the text of a value
+/// that did not decode stay in the error's cases for code that needs them.
 public enum PostgresError: Error, Sendable, CustomStringConvertible {
     case connectFailed(String)
     /// The connection broke (server gone, network) or a query timed out; it is discarded.
@@ -33,8 +35,9 @@ public enum PostgresError: Error, Sendable, CustomStringConvertible {
         case .connectFailed(let s): "cannot connect to PostgreSQL: \(s)"
         case .connectionLost(let s): "PostgreSQL connection lost: \(s)"
         case .timeout(let d): "PostgreSQL query timed out after \(d)"
-        case .server(let state, let message, let detail): "PostgreSQL error \(state): \(message)\(detail.map { " (\($0))" } ?? "")"
-        case .decoding(let column, let value, let expected): "cannot decode column '\(column)' (\(value ?? "NULL")): expected \(expected)"
+        case .server(let state, let message, _): "PostgreSQL error \(state): \(message)"
+        case .decoding(let column, let value, let expected):
+            "cannot decode column '\(column)' (\(value.map { "\($0.utf8.count) bytes" } ?? "NULL")): expected \(expected)"
         case .invalidMigration(let s): "invalid migration: \(s)"
         }
     }

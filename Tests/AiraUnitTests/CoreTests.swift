@@ -349,4 +349,14 @@ struct URLTextTests {
             #expect(!"\(error)".contains("topsecret"), "\(error)")
         }
     }
+
+    @Test("a PostgreSQL error's description holds no row data: no constraint detail, no undecodable value")
+    func postgresErrorsHoldNoRowData() {
+        let unique = PostgresError.server(sqlState: "23505", message: "duplicate key value violates unique constraint \"accounts_email_key\"",
+                                          detail: "Key (email)=(ada@example.com) already exists.")
+        #expect("\(unique)" == "PostgreSQL error 23505: duplicate key value violates unique constraint \"accounts_email_key\"")
+        #expect(unique.isUniqueViolation)
+        let decoding = PostgresError.decoding(column: "note", value: "ada@example.com", expected: "Int")
+        #expect(!"\(decoding)".contains("ada@example.com") && "\(decoding)".contains("15 bytes"), "\(decoding)")
+    }
 }
