@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -43,6 +44,7 @@ let package = Package(
         // Threads that own C connections, pools, backoff, environment configuration.
         .target(name: "AiraCore", dependencies: [
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "DequeModule", package: "swift-collections"),
         ], path: "Shared/AiraCore", swiftSettings: swiftSettings),
         .target(name: "AiraAMQP", dependencies: [
             "CRabbitMQ", "AiraCore",
@@ -63,6 +65,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "DequeModule", package: "swift-collections"),
         ], path: "Shared/AiraMessaging", swiftSettings: swiftSettings),
         // Users, roles and passwords (bcrypt on a thread pool), shared by aira-auth and aira-admin.
         .target(name: "AiraAccounts", dependencies: [

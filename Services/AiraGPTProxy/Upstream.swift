@@ -8,6 +8,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// An answer from the upstream (or the cache).
 struct Completion: Codable, Sendable {
@@ -202,55 +203,41 @@ struct Upstream: Sendable {
     }
 }
 
-/// At most `limit` holders at once; others wait in order, giving up at their deadline.
-actor AsyncLimiter {
+/// At most `limit` holders at once; others wait in line (``Waiters``), giving up at their deadline.
+final class AsyncLimiter: WaitingLine {
+    struct LineState {
+        var held = 0
+        var waiters = Waiters<Void>()
+    }
+    static var waiters: WritableKeyPath<LineState, Waiters<Void>> { \.waiters }
+
     let limit: Int
-    private var held = 0
-    private var waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
-    private var nextID = 0
+    private let state = Mutex(LineState())
+    private let timer = DeadlineTimer()
 
     init(limit: Int) { self.limit = limit }
 
-    nonisolated func withSlot<T: Sendable>(deadline: Date, _ body: () async throws -> T) async throws -> T {
-        guard await self.acquire(deadline: deadline) else {
-            throw RPCErrorReply(code: GPTError.upstreamUnavailable, message: "too many questions in progress, try again")
+    func withLineState<R: Sendable>(_ body: (inout LineState) -> R) -> R { self.state.withLock { body(&$0) } }
+
+    func withSlot<T: Sendable>(deadline: Date, _ body: () async throws -> T) async throws -> T {
+        try await self.waitInLine(deadline: .now + .seconds(max(0, deadline.timeIntervalSinceNow)), timer: self.timer, timeout: {
+            RPCErrorReply(code: GPTError.upstreamUnavailable, message: "too many questions in progress, try again")
+        }) { state in
+            guard state.held < self.limit else { return nil }
+            state.held += 1
+            return .success(())
         }
-        do {
-            let value = try await body()
-            await self.release()
-            return value
-        } catch {
-            await self.release()
-            throw error
-        }
+        defer { self.release() }
+        return try await body()
     }
 
-    private func acquire(deadline: Date) async -> Bool {
-        if self.held < self.limit {
-            self.held += 1
-            return true
-        }
-        let id = self.nextID
-        self.nextID += 1
-        let wait = max(0, deadline.timeIntervalSinceNow)
-        Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
-            await self?.expire(id)
-        }
-        return await withCheckedContinuation { self.waiters.append((id, $0)) }
-    }
-
-    private func expire(_ id: Int) {
-        if let i = self.waiters.firstIndex(where: { $0.id == id }) {
-            self.waiters.remove(at: i).continuation.resume(returning: false)
-        }
-    }
-
+    /// Hands the slot to the longest waiter, or frees it.
     private func release() {
-        if self.waiters.isEmpty {
-            self.held -= 1
-        } else {
-            self.waiters.removeFirst().continuation.resume(returning: true)
+        let next = self.state.withLock { state -> Waiters<Void>.Continuation? in
+            if let next = state.waiters.popFirst() { return next }
+            state.held -= 1
+            return nil
         }
+        next?.resume()
     }
 }

@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 
 /// Items submitted one at a time by many tasks, taken in batches by a few: a batch is ready when
@@ -5,7 +6,7 @@ import Synchronization
 /// events of one message) or its oldest item has waited `maxDelay`. Each submitter waits for the
 /// result of its own item, so a message handler can return only once its batch is written — or
 /// posts it without waiting (`post`), when the taker itself reports failures.
-public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
+public final class BatchQueue<Item: Sendable, Output: Sendable>: WaitingLine {
     /// One submitted item and the way to answer its submitter (exactly once).
     public struct Entry: Sendable {
         public let item: Item
@@ -17,17 +18,19 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
         public func fail(_ error: any Error) { self.done?.resume(throwing: error) }
     }
 
-    private struct State {
-        /// Queued entries from `head` on (taken ones before it are dropped now and then, not per batch).
-        var pending: [Entry] = []
-        var head = 0
+    public struct LineState {
+        var pending = Deque<Entry>()
         var weight = 0
-        var count: Int { self.pending.count - self.head }
+        var count: Int { self.pending.count }
         var firstAt: ContinuousClock.Instant?
-        /// Takers waiting for items.
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        /// Takers waiting for items, or for the batch they have to fill up or fall due.
+        var waiters = Waiters<Void>()
         var closed = false
     }
+    public static var waiters: WritableKeyPath<LineState, Waiters<Void>> { \.waiters }
+
+    /// A taker's wait ended at its deadline: the batch filling up is due.
+    private struct Due: Error {}
 
     public let maxBatch: Int
     public let maxDelay: Duration
@@ -35,7 +38,10 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     public let maxItems: Int
     private let weight: @Sendable (Item) -> Int
     private let closedError: @Sendable () -> any Error
-    private let state = Mutex(State())
+    private let state = Mutex(LineState())
+    private let timer = DeadlineTimer()
+
+    public func withLineState<R: Sendable>(_ body: (inout LineState) -> R) -> R { self.state.withLock { body(&$0) } }
 
     /// `weight` is how much of `maxBatch` an item takes (at least 1; one heavier than `maxBatch`
     /// makes a batch of its own). `maxItems` caps the items of a batch and makes it ready when
@@ -66,14 +72,13 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
 
     private func enqueue(_ item: Item, done: CheckedContinuation<Output, any Error>?) -> Bool {
         let weight = max(1, self.weight(item))
-        let (closed, wake) = self.state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
+        let (closed, wake) = self.state.withLock { s -> (Bool, [Waiters<Void>.Continuation]) in
             if s.closed { return (true, []) }
             if s.count == 0 { s.firstAt = .now }
             s.pending.append(Entry(item: item, weight: weight, done: done))
             s.weight += weight
             guard s.count == 1 || s.weight >= self.maxBatch || s.count >= self.maxItems else { return (false, []) }
-            defer { s.waiters.removeAll() }
-            return (false, s.waiters)
+            return (false, s.waiters.removeAll())
         }
         for w in wake { w.resume() }
         return !closed
@@ -82,10 +87,9 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     /// Refuses new items and wakes the takers: what is queued is still handed out, then
     /// `nextBatch` returns nil.
     public func close() {
-        let wake = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let wake = self.state.withLock { s -> [Waiters<Void>.Continuation] in
             s.closed = true
-            defer { s.waiters.removeAll() }
-            return s.waiters
+            return s.waiters.removeAll()
         }
         for w in wake { w.resume() }
     }
@@ -93,56 +97,47 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: Sendable {
     /// Fails whatever is still queued (after the takers have stopped).
     public func failRemaining(_ error: any Error) {
         let left = self.state.withLock { s in
-            defer { s.pending.removeAll(); s.head = 0; s.weight = 0 }
-            return s.pending[s.head...]
+            defer { s.pending.removeAll(); s.weight = 0 }
+            return Array(s.pending)
         }
         for entry in left { entry.fail(error) }
     }
 
     /// Waits for items, lets the batch fill up to `maxBatch` or `maxDelay`, and takes it. Nil once
-    /// closed and drained.
+    /// closed and drained, or when the taker's task is cancelled and nothing is queued.
     public func nextBatch() async -> [Entry]? {
+        // A cancelled taker stops waiting: it takes what is queued at once, then gets nil.
+        var cancelled = false
         while true {
             let (batch, firstAt, closed) = self.state.withLock { s -> ([Entry], ContinuousClock.Instant?, Bool) in
                 let full = s.weight >= self.maxBatch || s.count >= self.maxItems
                 let due = s.firstAt.map { ContinuousClock.now - $0 >= self.maxDelay } ?? false
-                if s.count > 0 && (full || due || s.closed) {
-                    var end = s.head, taken = 0
+                if s.count > 0 && (full || due || s.closed || cancelled) {
+                    var n = 0, taken = 0
                     repeat {
-                        taken += s.pending[end].weight
-                        end += 1
-                    } while end < s.pending.count && end - s.head < self.maxItems
-                        && taken + s.pending[end].weight <= self.maxBatch
-                    let batch = Array(s.pending[s.head..<end])
-                    s.head = end
+                        taken += s.pending[n].weight
+                        n += 1
+                    } while n < s.pending.count && n < self.maxItems && taken + s.pending[n].weight <= self.maxBatch
+                    let batch = Array(s.pending.prefix(n))
+                    s.pending.removeFirst(n)
                     s.weight -= taken
-                    if s.count == 0 {
-                        s.pending.removeAll(keepingCapacity: true)
-                        s.head = 0
-                    } else if s.head >= 4096 && s.head * 2 >= s.pending.count {
-                        s.pending.removeFirst(s.head)
-                        s.head = 0
-                    }
                     s.firstAt = s.count == 0 ? nil : .now
                     return (batch, nil, s.closed)
                 }
                 return ([], s.firstAt, s.closed)
             }
             if !batch.isEmpty { return batch }
-            if closed { return nil }
-            if let firstAt {
-                // Filling: a short bounded sleep while items keep arriving or the deadline comes.
-                let remaining = firstAt + self.maxDelay - .now
-                if remaining > .zero { try? await Task.sleep(for: min(remaining, .milliseconds(2))) }
-            } else {
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    let ready = self.state.withLock { s -> Bool in
-                        if s.count > 0 || s.closed { return true }
-                        s.waiters.append(c)
-                        return false
-                    }
-                    if ready { c.resume() }
+            if closed || cancelled { return nil }
+            // Wait for the first item (no deadline), or for the batch being filled to fill up
+            // or fall due at its oldest item's deadline. Anything that changes what is ready
+            // (the first item, a full batch, close) wakes every taker, which then looks again.
+            do {
+                try await self.waitInLine(deadline: firstAt.map { $0 + self.maxDelay }, timer: self.timer, timeout: { Due() }) { s in
+                    let full = s.weight >= self.maxBatch || s.count >= self.maxItems
+                    return s.closed || (s.count > 0 && (full || s.firstAt != firstAt)) ? .success(()) : nil
                 }
+            } catch {
+                cancelled = error is CancellationError // otherwise Due: look again
             }
         }
     }

@@ -23,19 +23,20 @@ package enum ConnectionPoolError: Error, CustomStringConvertible {
 /// A bounded pool: up to `maxConnections` opened on demand, reused while healthy, and waiters
 /// served in order with a time limit. Opening happens outside the lock; a failure to open is the
 /// caller's error at once (a dead server fails fast instead of queueing callers).
-package final class ConnectionPool<Connection: PooledConnection>: Sendable {
+package final class ConnectionPool<Connection: PooledConnection>: WaitingLine {
     package typealias Factory = @Sendable () async throws -> Connection
 
-    private enum Grant { case connection(Connection), openNew }
+    /// What a waiting caller is handed: a connection, or the right to open one.
+    package enum Grant: Sendable { case connection(Connection), openNew }
     private enum Decision { case use(Connection), open, wait, shutDown }
 
-    private struct State: ~Copyable {
+    package struct LineState {
         var idle: [Connection] = []
         var open = 0
-        var waiters: [(id: UInt64, continuation: CheckedContinuation<Grant, any Error>)] = []
-        var nextWaiterID: UInt64 = 0
+        var waiters = Waiters<Grant>()
         var shutDown = false
     }
+    package static var waiters: WritableKeyPath<LineState, Waiters<Grant>> { \.waiters }
 
     /// The pool's use after a change: connections leased (or being opened for a caller), and
     /// callers waiting for one. For gauges: the observer runs under the pool's lock, in order, so
@@ -50,7 +51,8 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
     package typealias Observer = @Sendable (Usage) -> Void
 
-    private let state = Mutex(State())
+    private let state = Mutex(LineState())
+    private let timer = DeadlineTimer()
     private let factory: Factory
     private let observer: Observer?
     package let maxConnections: Int
@@ -66,7 +68,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
 
     /// Every change of state goes through here, so the observer sees each one.
-    private func withState<R>(_ body: (inout State) -> R) -> R {
+    package func withLineState<R: Sendable>(_ body: (inout LineState) -> R) -> R { self.withState(body) }
+
+    private func withState<R>(_ body: (inout LineState) -> R) -> R {
         self.state.withLock { state in
             let result = body(&state)
             self.observer?(Usage(leased: state.open - state.idle.count, waiting: state.waiters.count))
@@ -123,8 +127,8 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
 
     private func returnSlot() {
-        let waiter = self.withState { state -> CheckedContinuation<Grant, any Error>? in
-            if !state.waiters.isEmpty { return state.waiters.removeFirst().continuation }
+        let waiter = self.withState { state -> Waiters<Grant>.Continuation? in
+            if let waiter = state.waiters.popFirst() { return waiter }
             state.open -= 1
             return nil
         }
@@ -132,38 +136,14 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     }
 
     private func waitForGrant() async throws -> Grant {
-        let id = self.withState { state -> UInt64 in
-            state.nextWaiterID += 1
-            return state.nextWaiterID
-        }
         let timeout = self.leaseTimeout
-        let timer = Task { [weak self] in
-            try await Task.sleep(for: timeout)
-            self?.failWaiter(id, with: ConnectionPoolError.leaseTimeout(seconds: timeout.seconds))
+        return try await self.waitInLine(deadline: .now + timeout, timer: self.timer,
+                                         timeout: { ConnectionPoolError.leaseTimeout(seconds: timeout.seconds) }) { state in
+            if state.shutDown { return .failure(ConnectionPoolError.shutDown) }
+            if let c = state.idle.popLast() { return .success(.connection(c)) }
+            if state.open < self.maxConnections { state.open += 1; return .success(.openNew) }
+            return nil
         }
-        defer { timer.cancel() }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let immediate: Result<Grant, any Error>? = self.withState { state in
-                    if state.shutDown { return .failure(ConnectionPoolError.shutDown) }
-                    if let c = state.idle.popLast() { return .success(.connection(c)) }
-                    if state.open < self.maxConnections { state.open += 1; return .success(.openNew) }
-                    state.waiters.append((id, continuation))
-                    return nil
-                }
-                if let immediate { continuation.resume(with: immediate) }
-            }
-        } onCancel: {
-            self.failWaiter(id, with: CancellationError())
-        }
-    }
-
-    private func failWaiter(_ id: UInt64, with error: any Error) {
-        let waiter = self.withState { state -> CheckedContinuation<Grant, any Error>? in
-            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-            return state.waiters.remove(at: index).continuation
-        }
-        waiter?.resume(throwing: error)
     }
 
     private func release(_ connection: Connection) async {
@@ -172,9 +152,9 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
             self.returnSlot()
             return
         }
-        let (waiter, closeIt) = self.withState { state -> (CheckedContinuation<Grant, any Error>?, Bool) in
+        let (waiter, closeIt) = self.withState { state -> (Waiters<Grant>.Continuation?, Bool) in
             if state.shutDown { state.open -= 1; return (nil, true) }
-            if !state.waiters.isEmpty { return (state.waiters.removeFirst().continuation, false) }
+            if let waiter = state.waiters.popFirst() { return (waiter, false) }
             state.idle.append(connection)
             return (nil, false)
         }
@@ -187,10 +167,10 @@ package final class ConnectionPool<Connection: PooledConnection>: Sendable {
     package func shutdown() async {
         let (idle, waiters) = self.withState { state in
             state.shutDown = true
-            defer { state.open -= state.idle.count; state.idle = []; state.waiters = [] }
-            return (state.idle, state.waiters)
+            defer { state.open -= state.idle.count; state.idle = [] }
+            return (state.idle, state.waiters.removeAll())
         }
-        for w in waiters { w.continuation.resume(throwing: ConnectionPoolError.shutDown) }
+        for w in waiters { w.resume(throwing: ConnectionPoolError.shutDown) }
         for c in idle { await c.close() }
     }
 }

@@ -1,5 +1,6 @@
 import AiraAMQP
 import AiraCore
+import DequeModule
 import Foundation
 import Metrics
 import Synchronization
@@ -70,7 +71,7 @@ final class RPCBatchLane: Sendable {
     }
 
     private struct State {
-        var queue: [Call] = []
+        var queue = Deque<Call>()
         var inFlight = 0
         /// The options in force (a caller may change them: ``adopt(_:)``).
         var options: RPCBatch.Options
@@ -147,7 +148,7 @@ final class RPCBatchLane: Sendable {
         guard s.inFlight < s.options.parallel, !s.queue.isEmpty else { return nil }
         s.inFlight += 1
         let n = min(s.queue.count, s.options.maxBatch)
-        let batch = Array(s.queue[..<n])
+        let batch = Array(s.queue.prefix(n))
         s.queue.removeFirst(n)
         return batch
     }
