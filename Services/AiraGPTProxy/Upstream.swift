@@ -209,7 +209,6 @@ final class AsyncLimiter: WaitingLine {
         var held = 0
         var waiters = Waiters<Void>()
     }
-    static var waiters: WritableKeyPath<LineState, Waiters<Void>> { \.waiters }
 
     let limit: Int
     private let state = Mutex(LineState())
@@ -220,7 +219,7 @@ final class AsyncLimiter: WaitingLine {
     func withLineState<R: Sendable>(_ body: (inout LineState) -> R) -> R { self.state.withLock { body(&$0) } }
 
     func withSlot<T: Sendable>(deadline: Date, _ body: () async throws -> T) async throws -> T {
-        try await self.waitInLine(deadline: .now + .seconds(max(0, deadline.timeIntervalSinceNow)), timer: self.timer, timeout: {
+        try await self.waitInLine(\.waiters, deadline: .now + .seconds(max(0, deadline.timeIntervalSinceNow)), timer: self.timer, timeout: {
             RPCErrorReply(code: GPTError.upstreamUnavailable, message: "too many questions in progress, try again")
         }) { state in
             guard state.held < self.limit else { return nil }

@@ -59,10 +59,12 @@ struct RateLimitClass: Sendable {
 /// 64 requests. Requests that find no grant while a reservation is on its way wait for it
 /// instead of calling Redis themselves. A counter that is used up answers 429 without Redis
 /// until its window ends. A request denied by one counter gives back what it took from the others.
-final class RateLimiter: Sendable {
+final class RateLimiter: WaitingLine {
     let redis: RedisClient
     let logger: Logger
     private let leases = Mutex(Leases())
+
+    func withLineState<R: Sendable>(_ body: (inout Leases) -> R) -> R { self.leases.withLock { body(&$0) } }
     private static let errors = Counter(label: "aira_gateway_rate_limit_errors_total")
     private static let limited = Counter(label: "aira_gateway_rate_limited_total")
     private static let redisCalls = Counter(label: "aira_gateway_rate_limit_redis_calls_total")
@@ -92,7 +94,7 @@ final class RateLimiter: Sendable {
         var expires = ContinuousClock.Instant.now
         /// A reservation is on its way; these requests wait for it.
         var fetching = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters = Waiters<Void>()
 
         func isCurrent(at now: ContinuousClock.Instant) -> Bool { now < self.expires }
     }
@@ -100,6 +102,12 @@ final class RateLimiter: Sendable {
     struct Leases {
         var byKey: [String: Lease] = [:]
         var lastSweep = ContinuousClock.Instant.now
+
+        /// The requests waiting for `key`'s reservation (a line for ``WaitingLine/waitInLine(_:deadline:timer:timeout:orNow:)``).
+        subscript(waitersOf key: String) -> Waiters<Void> {
+            get { self.byKey[key]?.waiters ?? Waiters() }
+            set { self.byKey[key, default: Lease()].waiters = newValue }
+        }
 
         /// Forgets the ended windows nobody waits on, once the table has grown (at most once a second).
         mutating func sweepIfLarge(now: ContinuousClock.Instant) {
@@ -162,14 +170,17 @@ final class RateLimiter: Sendable {
                 if !decision.allowed { Self.limited.increment() }
                 return decision
             case .wait(let i):
-                await withCheckedContinuation { continuation in
-                    self.leases.withLock { leases in
-                        if leases.byKey[counters[i].key]?.fetching == true {
-                            leases.byKey[counters[i].key]!.waiters.append(continuation)
-                        } else {
-                            continuation.resume()
-                        }
+                let key = counters[i].key
+                do {
+                    try await self.waitInLine(\Leases.[waitersOf: key]) { leases in
+                        leases.byKey[key]?.fetching == true ? nil : .success(())
                     }
+                } catch {
+                    // Cancelled: the grants this request held go back, and it is not counted.
+                    self.leases.withLock { leases in
+                        for (j, counter) in counters.enumerated() where held[j] { leases.byKey[counter.key]?.left += 1 }
+                    }
+                    return nil
                 }
             case .reserve(let wants):
                 // Measured before the call, so this instance's window never outlasts Redis's.
@@ -209,8 +220,8 @@ final class RateLimiter: Sendable {
     /// it got) and wakes the requests that waited for it. `reply` nil: the reservation failed.
     private func record(_ reply: [(count: Int, granted: Int, ttl: Int)]?, sent: ContinuousClock.Instant,
                         for keys: [(key: String, index: Int)], held: inout [Bool]) {
-        let waiters: [CheckedContinuation<Void, Never>] = self.leases.withLock { leases in
-            var woken: [CheckedContinuation<Void, Never>] = []
+        let waiters: [Waiters<Void>.Continuation] = self.leases.withLock { leases in
+            var woken: [Waiters<Void>.Continuation] = []
             for (n, (key, index)) in keys.enumerated() {
                 var lease = leases.byKey[key] ?? Lease()
                 if let r = reply?[n] {
@@ -223,8 +234,7 @@ final class RateLimiter: Sendable {
                     }
                 }
                 lease.fetching = false
-                woken += lease.waiters
-                lease.waiters = []
+                woken += lease.waiters.removeAll()
                 leases.byKey[key] = lease
             }
             return woken

@@ -104,7 +104,8 @@ public final class AMQPConnection: Sendable {
     public func close() async {
         guard self.started.withLock({ $0 }), !self.status.isClosed else { return }
         try? await self.call { session in session.closing = true }
-        while !self.status.isClosed { try? await Task.sleep(for: .milliseconds(5)) }
+        // Waited for in a task of its own: closing completes even when the caller is cancelled.
+        await Task { [status = self.status] in try? await status.waitUntilClosed() }.value
     }
 
     // MARK: - Handing work to the owner thread

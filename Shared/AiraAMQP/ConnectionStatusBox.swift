@@ -1,18 +1,24 @@
+import AiraCore
 import Synchronization
 
 /// The connection state other threads may read (readiness, waits), written by the owner thread.
-final class ConnectionStatusBox: Sendable {
-    private struct State: ~Copyable {
+final class ConnectionStatusBox: WaitingLine {
+    struct LineState {
         var connected = false
         var closed = false
         var lastError: String?
         var node: AMQPConfiguration.Node?
-        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
-        var nextWaiter: UInt64 = 0
+        /// Callers waiting for the connection to be up (or closed for good).
+        var waitingForConnection = Waiters<Void>()
+        /// Callers waiting for it to be closed.
+        var waitingForClose = Waiters<Void>()
         var lossObservers: [@Sendable (String) -> Void] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Mutex(LineState())
+    private let timer = DeadlineTimer()
+
+    func withLineState<R: Sendable>(_ body: (inout LineState) -> R) -> R { self.state.withLock { body(&$0) } }
 
     var isConnected: Bool { self.state.withLock { $0.connected } }
     var isClosed: Bool { self.state.withLock { $0.closed } }
@@ -23,19 +29,19 @@ final class ConnectionStatusBox: Sendable {
     func connected(to node: AMQPConfiguration.Node) { self.state.withLock { $0.node = node } }
 
     func update(connected: Bool, closed: Bool, lastError: String? = nil) {
-        let (waiters, lost) = self.state.withLock { state -> ([CheckedContinuation<Void, any Error>], [@Sendable (String) -> Void]) in
+        let (waiters, closedWaiters, lost) = self.state.withLock { state in
             // A connection that was up and is not any more: what waited on it will never hear back.
             let lost = state.connected && !connected ? state.lossObservers : []
             state.connected = connected
             state.closed = closed
             if let lastError { state.lastError = lastError }
-            guard connected || closed else { return ([], lost) }
-            defer { state.waiters = [:] }
-            return (Array(state.waiters.values), lost)
+            let waiters = connected || closed ? state.waitingForConnection.removeAll() : []
+            return (waiters, closed ? state.waitingForClose.removeAll() : [], lost)
         }
         for w in waiters {
             if connected { w.resume() } else { w.resume(throwing: AMQPError.closed) }
         }
+        for w in closedWaiters { w.resume() }
         let why = lastError ?? (closed ? "connection closed" : "connection lost")
         for observer in lost { observer(why) }
     }
@@ -48,34 +54,16 @@ final class ConnectionStatusBox: Sendable {
 
     /// Waits until connected (or closed, or the timeout passes).
     func waitUntilConnected(timeout: Duration) async throws {
-        let id: UInt64? = self.state.withLock { state in
-            if state.connected { return nil }
-            state.nextWaiter += 1
-            return state.nextWaiter
-        }
-        guard let id else { return }
-        let timer = Task { [weak self] in
-            try await Task.sleep(for: timeout)
-            self?.fail(id, AMQPError.connectFailed(self?.lastError ?? "timed out"))
-        }
-        defer { timer.cancel() }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let immediate: Result<Void, any Error>? = self.state.withLock { state in
-                    if state.connected { return .success(()) }
-                    if state.closed { return .failure(AMQPError.closed) }
-                    state.waiters[id] = c
-                    return nil
-                }
-                if let immediate { c.resume(with: immediate) }
-            }
-        } onCancel: {
-            self.fail(id, CancellationError())
+        try await self.waitInLine(\.waitingForConnection, deadline: .now + timeout, timer: self.timer,
+                                  timeout: { [weak self] in AMQPError.connectFailed(self?.lastError ?? "timed out") }) { state in
+            if state.connected { return .success(()) }
+            if state.closed { return .failure(AMQPError.closed) }
+            return nil
         }
     }
 
-    private func fail(_ id: UInt64, _ error: any Error) {
-        let w = self.state.withLock { $0.waiters.removeValue(forKey: id) }
-        w?.resume(throwing: error)
+    /// Waits until the connection is closed for good.
+    func waitUntilClosed() async throws {
+        try await self.waitInLine(\.waitingForClose) { $0.closed ? .success(()) : nil }
     }
 }

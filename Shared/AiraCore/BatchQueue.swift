@@ -27,7 +27,6 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: WaitingLine {
         var waiters = Waiters<Void>()
         var closed = false
     }
-    public static var waiters: WritableKeyPath<LineState, Waiters<Void>> { \.waiters }
 
     /// A taker's wait ended at its deadline: the batch filling up is due.
     private struct Due: Error {}
@@ -132,7 +131,7 @@ public final class BatchQueue<Item: Sendable, Output: Sendable>: WaitingLine {
             // or fall due at its oldest item's deadline. Anything that changes what is ready
             // (the first item, a full batch, close) wakes every taker, which then looks again.
             do {
-                try await self.waitInLine(deadline: firstAt.map { $0 + self.maxDelay }, timer: self.timer, timeout: { Due() }) { s in
+                try await self.waitInLine(\.waiters, deadline: firstAt.map { $0 + self.maxDelay }, timer: self.timer, timeout: { Due() }) { s in
                     let full = s.weight >= self.maxBatch || s.count >= self.maxItems
                     return s.closed || (s.count > 0 && (full || s.firstAt != firstAt)) ? .success(()) : nil
                 }

@@ -36,7 +36,6 @@ package final class ConnectionPool<Connection: PooledConnection>: WaitingLine {
         var waiters = Waiters<Grant>()
         var shutDown = false
     }
-    package static var waiters: WritableKeyPath<LineState, Waiters<Grant>> { \.waiters }
 
     /// The pool's use after a change: connections leased (or being opened for a caller), and
     /// callers waiting for one. For gauges: the observer runs under the pool's lock, in order, so
@@ -137,7 +136,7 @@ package final class ConnectionPool<Connection: PooledConnection>: WaitingLine {
 
     private func waitForGrant() async throws -> Grant {
         let timeout = self.leaseTimeout
-        return try await self.waitInLine(deadline: .now + timeout, timer: self.timer,
+        return try await self.waitInLine(\.waiters, deadline: .now + timeout, timer: self.timer,
                                          timeout: { ConnectionPoolError.leaseTimeout(seconds: timeout.seconds) }) { state in
             if state.shutDown { return .failure(ConnectionPoolError.shutDown) }
             if let c = state.idle.popLast() { return .success(.connection(c)) }

@@ -7,7 +7,7 @@ import Synchronization
 /// It lives inside its owner's lock-protected state, so the owner's decision ("hand this to a
 /// waiter, or keep it") and the line change together and no wake-up is lost. Every waiter is
 /// resumed exactly once, outside the lock: by the owner (``popFirst()``, ``removeAll()``), at
-/// its deadline, or when its task is cancelled (``WaitingLine/waitInLine(deadline:timer:timeout:orNow:)``).
+/// its deadline, or when its task is cancelled (``WaitingLine/waitInLine(_:deadline:timer:timeout:orNow:)``).
 public struct Waiters<Value: Sendable>: Sendable {
     public typealias Continuation = CheckedContinuation<Value, any Error>
     public typealias ID = UInt64
@@ -19,7 +19,6 @@ public struct Waiters<Value: Sendable>: Sendable {
     }
 
     private var line = Deque<Entry>()
-    private var nextID: ID = 0
 
     public init() {}
 
@@ -27,11 +26,8 @@ public struct Waiters<Value: Sendable>: Sendable {
     public var isEmpty: Bool { self.line.isEmpty }
 
     /// An id for a caller about to wait, taken before it suspends so that its cancellation can
-    /// name it.
-    mutating func reserveID() -> ID {
-        self.nextID &+= 1
-        return self.nextID
-    }
+    /// name it (unique across lines: a line may be made when it is first needed).
+    static func newID() -> ID { waiterIDs.wrappingAdd(1, ordering: .relaxed).newValue }
 
     mutating func append(_ id: ID, deadline: ContinuousClock.Instant?, _ continuation: Continuation) {
         self.line.append(Entry(id: id, deadline: deadline, continuation: continuation))
@@ -69,32 +65,33 @@ public struct Waiters<Value: Sendable>: Sendable {
     }
 }
 
-/// An owner of a line of ``Waiters``: gives ``waitInLine(deadline:timer:timeout:orNow:)`` its
-/// lock and where the line is in its state.
+private let waiterIDs = Atomic<UInt64>(0)
+
+/// An owner of one or more lines of ``Waiters`` in its lock-protected state: gives
+/// ``waitInLine(_:deadline:timer:timeout:orNow:)`` its lock.
 public protocol WaitingLine: AnyObject, Sendable {
     associatedtype LineState
-    associatedtype Value: Sendable
     /// Runs `body` under the owner's lock.
     func withLineState<R: Sendable>(_ body: (inout LineState) -> R) -> R
-    /// Where the waiters are in the owner's state.
-    static var waiters: WritableKeyPath<LineState, Waiters<Value>> { get }
 }
 
 extension WaitingLine {
-    /// Waits for a value: `orNow` first decides under the lock whether there is one for the
-    /// caller at once (a result), or it must wait (nil) — then it waits in line until the owner
+    /// Waits in `line` for a value: `orNow` first decides under the lock whether there is one
+    /// for the caller at once (a result), or it must wait (nil) — then it waits until the owner
     /// hands it one, its `deadline` passes (throws `timeout()`), or its task is cancelled
-    /// (throws `CancellationError`). Deadlines are kept by one `timer` for the whole line, not a
-    /// task per waiter, and nothing polls.
-    public func waitInLine(deadline: ContinuousClock.Instant?, timer: DeadlineTimer,
-                           timeout: @escaping @Sendable () -> any Error,
-                           orNow: (inout LineState) -> Result<Value, any Error>?) async throws -> Value {
-        let id = self.withLineState { $0[keyPath: Self.waiters].reserveID() }
+    /// (throws `CancellationError`). Deadlines are kept by one `timer` per line, not a task per
+    /// waiter, and nothing polls.
+    public func waitInLine<Value: Sendable>(_ line: any WritableKeyPath<LineState, Waiters<Value>> & Sendable,
+                                            deadline: ContinuousClock.Instant? = nil, timer: DeadlineTimer? = nil,
+                                            timeout: @escaping @Sendable () -> any Error = { CancellationError() },
+                                            orNow: (inout LineState) -> Result<Value, any Error>?) async throws -> Value {
+        precondition(deadline == nil || timer != nil, "a deadline needs a timer")
+        let id = Waiters<Value>.newID()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: Waiters<Value>.Continuation) in
                 let now = self.withLineState { state -> Result<Value, any Error>? in
                     if let result = orNow(&state) { return result }
-                    state[keyPath: Self.waiters].append(id, deadline: deadline, continuation)
+                    state[keyPath: line].append(id, deadline: deadline, continuation)
                     return nil
                 }
                 if let now {
@@ -102,23 +99,24 @@ extension WaitingLine {
                     return
                 }
                 // Cancelled before it was in line (the handler found nothing to take out).
-                if Task.isCancelled, let waiting = self.withLineState({ $0[keyPath: Self.waiters].remove(id) }) {
+                if Task.isCancelled, let waiting = self.withLineState({ $0[keyPath: line].remove(id) }) {
                     waiting.resume(throwing: CancellationError())
                     return
                 }
-                if let deadline { self.arm(timer, at: deadline, timeout: timeout) }
+                if let deadline, let timer { self.arm(timer, line, at: deadline, timeout: timeout) }
             }
         } onCancel: {
-            self.withLineState { $0[keyPath: Self.waiters].remove(id) }?.resume(throwing: CancellationError())
+            self.withLineState { $0[keyPath: line].remove(id) }?.resume(throwing: CancellationError())
         }
     }
 
-    private func arm(_ timer: DeadlineTimer, at deadline: ContinuousClock.Instant, timeout: @escaping @Sendable () -> any Error) {
+    private func arm<Value: Sendable>(_ timer: DeadlineTimer, _ line: any WritableKeyPath<LineState, Waiters<Value>> & Sendable,
+                                      at deadline: ContinuousClock.Instant, timeout: @escaping @Sendable () -> any Error) {
         timer.arm(deadline) { [weak self] in
             guard let self else { return }
-            let (expired, next) = self.withLineState { $0[keyPath: Self.waiters].removeExpired(now: .now) }
+            let (expired, next) = self.withLineState { $0[keyPath: line].removeExpired(now: .now) }
             for waiter in expired { waiter.resume(throwing: timeout()) }
-            if let next { self.arm(timer, at: next, timeout: timeout) }
+            if let next { self.arm(timer, line, at: next, timeout: timeout) }
         }
     }
 }

@@ -1,103 +1,88 @@
 import AiraAMQP
+import AiraCore
+import DequeModule
 import Synchronization
 
 /// Deliveries waiting for a worker. The connection's thread pushes; `concurrency` worker tasks
 /// pull. Its size is bounded by the channel's prefetch (the broker sends no more than that
 /// unacknowledged), so it needs no limit of its own.
-final class DeliveryQueue: Sendable {
+final class DeliveryQueue: WaitingLine {
     typealias Item = (delivery: AMQPDelivery, channel: AMQPChannel)
 
-    private struct State: ~Copyable {
-        var items: [Item] = []
-        var head = 0
-        var waiters: [CheckedContinuation<Item?, Never>] = []
+    struct LineState {
+        var items = Deque<Item>()
+        /// Workers waiting for a delivery.
+        var workers = Waiters<Item?>()
         var finished = false
     }
 
-    private let state = Mutex(State())
+    private let state = Mutex(LineState())
+
+    func withLineState<R: Sendable>(_ body: (inout LineState) -> R) -> R { self.state.withLock { body(&$0) } }
 
     func push(_ item: Item) {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Item?, Never>? in
-            if !state.waiters.isEmpty { return state.waiters.removeLast() }
+        let worker = self.state.withLock { state -> Waiters<Item?>.Continuation? in
+            if let worker = state.workers.popFirst() { return worker }
             state.items.append(item)
             return nil
         }
-        waiter?.resume(returning: item)
+        worker?.resume(returning: item)
     }
 
-    /// The next delivery; nil once finished and empty.
+    /// The next delivery; nil once finished and empty, or when the worker's task is cancelled.
     func next() async -> Item? {
-        if let item = self.state.withLock({ Self.pop(&$0) }) { return item }
-        return await withCheckedContinuation { (c: CheckedContinuation<Item?, Never>) in
-            let now: Item?? = self.state.withLock { state in
-                if let item = Self.pop(&state) { return .some(item) }
-                if state.finished { return .some(nil) }
-                state.waiters.append(c)
-                return .none
-            }
-            if let now { c.resume(returning: now) }
+        try? await self.waitInLine(\.workers) { state in
+            if let item = state.items.popFirst() { return .success(item) }
+            return state.finished ? .success(nil) : nil
         }
     }
 
     /// No more pushes: waiting workers get nil; buffered items are still handed out.
     func finish() {
-        let waiters = self.state.withLock { state in
+        let workers = self.state.withLock { state in
             state.finished = true
-            defer { state.waiters = [] }
-            return state.waiters
+            return state.workers.removeAll()
         }
-        for w in waiters { w.resume(returning: nil) }
-    }
-
-    private static func pop(_ state: inout State) -> Item? {
-        guard state.head < state.items.count else { return nil }
-        let item = state.items[state.head]
-        state.head += 1
-        if state.head == state.items.count {
-            state.items.removeAll(keepingCapacity: true)
-            state.head = 0
-        } else if state.head > 1024 {
-            state.items.removeFirst(state.head)
-            state.head = 0
-        }
-        return item
+        for w in workers { w.resume(returning: nil) }
     }
 }
 
 /// A one-shot event that tasks can wait for.
-final class Signal: Sendable {
-    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+final class Signal: WaitingLine {
+    struct LineState {
+        var fired = false
+        var waiters = Waiters<Void>()
+    }
+
+    private let state = Mutex(LineState())
+    private let timer = DeadlineTimer()
+    private struct TimedOut: Error {}
+
+    func withLineState<R: Sendable>(_ body: (inout LineState) -> R) -> R { self.state.withLock { body(&$0) } }
 
     func fire() {
-        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let waiters = self.state.withLock { state -> [Waiters<Void>.Continuation] in
             guard !state.fired else { return [] }
             state.fired = true
-            defer { state.waiters = [] }
-            return state.waiters
+            return state.waiters.removeAll()
         }
         for w in waiters { w.resume() }
     }
 
+    /// Waits until fired (or the task is cancelled).
     func wait() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let fired = self.state.withLock { state -> Bool in
-                if state.fired { return true }
-                state.waiters.append(c)
-                return false
-            }
-            if fired { c.resume() }
-        }
+        try? await self.waitInLine(\.waiters) { $0.fired ? .success(()) : nil }
     }
 
     /// Waits at most `timeout`; true if it fired.
     func wait(timeout: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.wait(); return true }
-            group.addTask { try? await Task.sleep(for: timeout); return false }
-            let first = await group.next() ?? false
-            if !first { self.fire() } // release the waiting child
-            group.cancelAll()
-            return first
+        do {
+            try await self.waitInLine(\.waiters, deadline: .now + timeout, timer: self.timer, timeout: { TimedOut() }) {
+                $0.fired ? .success(()) : nil
+            }
+            return true
+        } catch {
+            return self.state.withLock { $0.fired }
         }
     }
 }

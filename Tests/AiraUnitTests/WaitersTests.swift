@@ -8,7 +8,6 @@ final class TestSemaphore: WaitingLine {
         var free: Int
         var waiters = Waiters<Int>()
     }
-    static var waiters: WritableKeyPath<LineState, Waiters<Int>> { \.waiters }
     struct TimedOut: Error {}
 
     private let state: Mutex<LineState>
@@ -21,7 +20,7 @@ final class TestSemaphore: WaitingLine {
 
     /// The number of the hand-out that served the caller (0 when it did not wait).
     func acquire(timeout: Duration? = nil) async throws -> Int {
-        try await self.waitInLine(deadline: timeout.map { .now + $0 }, timer: self.timer, timeout: { TimedOut() }) { state in
+        try await self.waitInLine(\.waiters, deadline: timeout.map { .now + $0 }, timer: self.timer, timeout: { TimedOut() }) { state in
             guard state.free > 0 else { return nil }
             state.free -= 1
             return .success(0)
