@@ -115,18 +115,12 @@ struct GPTService: Sendable {
             for item in items { out.append(await transform(item)) }
             return out
         }
-        // Children return a struct, not an (Int, R) tuple: Swift 6.3.1's optimiser garbled the
-        // Int of such a tuple in release builds (seen as a crash in the first batch handler).
+        // Children return an `Indexed` (AiraMessaging), not an (Int, R) tuple.
         let done = await withTaskGroup(of: Indexed<R>.self) { group in
             for (index, item) in items.enumerated() { group.addTask { Indexed(index: index, value: await transform(item)) } }
             return await group.reduce(into: [Indexed<R>]()) { $0.append($1) }
         }
         return done.sorted { $0.index < $1.index }.map(\.value)
-    }
-
-    struct Indexed<Value: Sendable>: Sendable {
-        let index: Int
-        let value: Value
     }
 
     func prepare(_ request: AskRequest, context: MessageContext) async throws -> Question {

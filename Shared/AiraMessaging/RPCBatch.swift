@@ -241,8 +241,12 @@ extension RPCRoutes {
 
 /// A value and its position. (A struct rather than an `(Int, T)` tuple: Swift 6.3.1's optimiser
 /// garbled the Int of such tuples captured by child tasks in release builds.)
-struct Indexed<Value: Sendable>: Sendable {
-    let index: Int
-    let value: Value
+package struct Indexed<Value: Sendable>: Sendable {
+    package let index: Int
+    package let value: Value
+    package init(index: Int, value: Value) {
+        self.index = index
+        self.value = value
+    }
 }
 
