@@ -6,6 +6,13 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+// What every service's build function names: the service kit, its group and its metrics registry.
+let serviceKit: [Target.Dependency] = [
+    "AiraServiceKit",
+    .product(name: "Prometheus", package: "swift-prometheus"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+]
+
 let package = Package(
     name: "aira",
     platforms: [.macOS(.v15)],
@@ -53,11 +60,13 @@ let package = Package(
         .target(name: "AiraRedis", dependencies: [
             "CHiredis", "AiraCore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/AiraRedis", swiftSettings: swiftSettings),
         .target(name: "AiraPostgres", dependencies: [
             "CLibPQ", "AiraCore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/AiraPostgres", swiftSettings: swiftSettings),
         // Contracts, topology, consumer runtime with retry tiers and dead letters, publisher, RPC.
         .target(name: "AiraMessaging", dependencies: [
@@ -117,21 +126,20 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/AiraAdmin", swiftSettings: swiftSettings),
 
-        .executableTarget(name: "aira-auth", dependencies: [
-            "AiraServiceKit", "AiraContracts", "AiraAccounts", "AiraTokens",
+        .executableTarget(name: "aira-auth", dependencies: serviceKit + [
+            "AiraContracts", "AiraAccounts", "AiraTokens",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Services/AiraAuth", swiftSettings: swiftSettings),
 
-        .executableTarget(name: "aira-gateway", dependencies: [
-            "AiraServiceKit", "AiraContracts", "AiraLLM", "AiraAccounts", "AiraTokens", "AiraAnalysis",
+        .executableTarget(name: "aira-gateway", dependencies: serviceKit + [
+            "AiraContracts", "AiraLLM", "AiraAccounts", "AiraTokens", "AiraAnalysis",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "_NIOFileSystem", package: "swift-nio"),
         ], path: "Services/AiraGateway", exclude: ["Web"], swiftSettings: swiftSettings),
 
-        .executableTarget(name: "aira-gpt-proxy", dependencies: [
-            "AiraServiceKit", "AiraContracts", "AiraLLM",
+        .executableTarget(name: "aira-gpt-proxy", dependencies: serviceKit + [
+            "AiraContracts", "AiraLLM",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], path: "Services/AiraGPTProxy", swiftSettings: swiftSettings),
         .executableTarget(name: "aira-mock-llm", dependencies: [
@@ -140,17 +148,16 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Services/AiraMockLLM", swiftSettings: swiftSettings),
 
-        .executableTarget(name: "aira-audit-writer", dependencies: ["AiraServiceKit", "AiraContracts"],
+        .executableTarget(name: "aira-audit-writer", dependencies: serviceKit + ["AiraContracts"],
                           path: "Services/AiraAuditWriter", swiftSettings: swiftSettings),
-        .executableTarget(name: "aira-email-worker", dependencies: ["AiraServiceKit", "AiraContracts", "AiraMail"],
+        .executableTarget(name: "aira-email-worker", dependencies: serviceKit + ["AiraContracts", "AiraMail"],
                           path: "Services/AiraEmailWorker", swiftSettings: swiftSettings),
-        .executableTarget(name: "aira-thumbnail-worker", dependencies: [
-            "AiraServiceKit", "AiraContracts",
+        .executableTarget(name: "aira-thumbnail-worker", dependencies: serviceKit + [
+            "AiraContracts",
             .product(name: "Subprocess", package: "swift-subprocess"),
-        ],
-                          path: "Services/AiraThumbnailWorker", swiftSettings: swiftSettings),
+        ], path: "Services/AiraThumbnailWorker", swiftSettings: swiftSettings),
 
-        .executableTarget(name: "aira-analyzer", dependencies: ["AiraServiceKit", "AiraContracts", "AiraAnalysis"],
+        .executableTarget(name: "aira-analyzer", dependencies: serviceKit + ["AiraContracts", "AiraAnalysis"],
                           path: "Services/AiraAnalyzer", swiftSettings: swiftSettings),
 
         // A real consumer process the integration tests start, kill and scale.
@@ -186,6 +193,9 @@ let package = Package(
 
         .testTarget(name: "AiraUnitTests", dependencies: [
             "AiraMessaging", "AiraLLM", "AiraPostgres", "AiraRedis", "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraMail", "AiraAnalysis",
+            // Each service's configuration, read by the tests that compare it with docs/configuration.md.
+            "aira-gateway", "aira-auth", "aira-gpt-proxy", "aira-audit-writer", "aira-email-worker", "aira-thumbnail-worker",
+            "aira-analyzer",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -194,6 +204,10 @@ let package = Package(
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "AiraIntegrationTests", dependencies: [
             "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts", "AiraLLM", "AiraAnalysis", "AiraWorkload",
+            // Services built in-process by their build function (ServiceBuildTests).
+            "aira-gateway", "aira-audit-writer", "aira-analyzer",
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "Crypto", package: "swift-crypto"),

@@ -36,9 +36,7 @@ struct RateLimitClass: Sendable {
     /// `AIRA_RATE_LIMIT_<NAME>` (per user) and `AIRA_RATE_LIMIT_<NAME>_IP` (per address).
     static func from(_ env: EnvironmentReader, name: String, user: RateLimit, address: RateLimit) throws -> RateLimitClass {
         func read(_ key: String, _ fallback: RateLimit) throws -> RateLimit {
-            guard let text = env.optionalString(key) else { return fallback }
-            guard let limit = RateLimit(text) else { throw ConfigurationError(key: key, value: text, expected: "N/DURATION, e.g. 120/1m") }
-            return limit
+            try env.value(key, default: fallback, shown: fallback.description, expected: "N/DURATION, e.g. 120/1m", RateLimit.init)
         }
         let upper = name.uppercased()
         return RateLimitClass(name: name, perUser: try read("AIRA_RATE_LIMIT_\(upper)", user),

@@ -16,6 +16,9 @@ struct FileThread: Sendable {
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await self.thread.run { _ in try body() }
     }
+
+    /// Ends the thread once the queued work has run (the worker's service group does it last).
+    func shutdown() { self.thread.shutdown() }
 }
 
 /// Runs ffmpeg as a subprocess (swift-subprocess) with a time limit, without blocking a thread.

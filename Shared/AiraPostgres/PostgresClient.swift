@@ -1,6 +1,7 @@
 import AiraCore
 import Logging
 import Metrics
+import ServiceLifecycle
 
 /// A PostgreSQL client: a pool of libpq connections, each on its own thread.
 public final class PostgresClient: Sendable {
@@ -71,5 +72,15 @@ private struct PoolGauges: Sendable {
     func record(_ usage: ConnectionPool<PostgresConnection>.Usage) {
         self.inUse.record(usage.leased)
         self.waiting.record(usage.waiting)
+    }
+}
+
+extension PostgresClient: Service {
+    /// Holds the pool while its service group runs; when the group shuts down (gracefully or
+    /// cancelled) it closes every connection. A client is listed before the services that use it,
+    /// so it stops after them. Connections open on first use: a client never run opened nothing.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await self.shutdown()
     }
 }

@@ -1,6 +1,7 @@
 import AiraCore
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// A Redis client: a pool of connections, each owned by its own thread (hiredis is blocking).
@@ -188,4 +189,14 @@ public final class RedisClient: Sendable {
 public struct RedisScript: Sendable, Hashable {
     public let source: String
     public init(_ source: String) { self.source = source }
+}
+
+extension RedisClient: Service {
+    /// Holds the pool while its service group runs; when the group shuts down (gracefully or
+    /// cancelled) it closes every connection. A client is listed before the services that use it,
+    /// so it stops after them. Connections open on first use: a client never run opened nothing.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await self.shutdown()
+    }
 }

@@ -8,9 +8,10 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 
-/// Start-up for every Aira executable: logging and metrics set up once, connections opened
-/// (the broker waited for), then the services run in one ServiceGroup that handles SIGTERM
-/// and SIGINT as graceful shutdown.
+/// Start-up for every Aira executable: logging and metrics set up once (by `main`), connections
+/// opened (the broker waited for), then the services in one ServiceGroup that handles SIGTERM
+/// and SIGINT as graceful shutdown. Each service's `build…(configuration)` returns that group;
+/// its `main.swift` reads the configuration, bootstraps, builds and runs.
 public enum ServiceHost {
     /// Configures the process-wide logging and metrics backends (once, from `main` only) and
     /// returns the service's logger and the Prometheus registry behind `/metrics`.
@@ -55,12 +56,26 @@ public enum ServiceHost {
         return connection
     }
 
-    /// Runs `services` with the observability HTTP server (or `application`, for services with
-    /// an HTTP API of their own) until SIGTERM/SIGINT. `connection` is shut down last, after the
-    /// consumers have drained.
-    public static func run(settings: ServiceSettings, logger: Logger, registry: PrometheusCollectorRegistry,
-                           connection: AMQPConnection?, publishers: [any Service] = [], services: [any Service],
-                           readiness: [ReadinessCheck], shutdown: ShutdownFlag = ShutdownFlag()) async throws {
+    /// Opens the broker connection and hands it to `body` (a service's build: channels, queue
+    /// declarations, the service group). If `body` throws, the connection is closed before the
+    /// error goes on, so a failed build leaves nothing running.
+    public static func withBroker<T>(_ settings: ServiceSettings, logger: Logger,
+                                     _ body: (AMQPConnection) async throws -> T) async throws -> T {
+        let connection = try await Self.connectBroker(settings, logger: logger)
+        do {
+            return try await body(connection)
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    /// The service group of a worker: `services` with the observability HTTP server
+    /// (`/health/*`, `/metrics` on `AIRA_HTTP_HOST:AIRA_HTTP_PORT`).
+    public static func group(settings: ServiceSettings, logger: Logger, registry: PrometheusCollectorRegistry,
+                             connection: AMQPConnection?, clients: [any Service] = [], publishers: [any Service] = [],
+                             services: [any Service], readiness: [ReadinessCheck], shutdown: ShutdownFlag = ShutdownFlag(),
+                             signals: Bool = true) -> ServiceGroup {
         let router = Router()
         ObservabilityRoutes.add(to: router, registry: registry, checks: readiness, shutdown: shutdown)
         let app = Application(router: router,
@@ -71,27 +86,51 @@ public enum ServiceHost {
                                               metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
                               },
                               logger: logger)
-        try await Self.run(logger: logger, connection: connection, publishers: publishers, http: app, services: services,
-                           shutdown: shutdown)
+        return Self.group(logger: logger, connection: connection, clients: clients, publishers: publishers, http: app,
+                          services: services, shutdown: shutdown, signals: signals)
     }
 
     /// The same with a ready-made HTTP application (the gateway's).
-    /// `publishers` (an ``AuditTrail``) are what HTTP handlers and consumers publish through.
-    public static func run(logger: Logger, connection: AMQPConnection?, publishers: [any Service] = [], http: some Service,
-                           services: [any Service], shutdown: ShutdownFlag) async throws {
-        // ServiceGroup stops services in reverse order: readiness flips first, then consumers
-        // drain, then HTTP stops, then the publishers flush, then the broker connection closes.
+    ///
+    /// ServiceGroup starts the services in order and stops them in reverse, so on SIGTERM/SIGINT
+    /// (with `signals`) or ``ServiceGroup/triggerGracefulShutdown()``: readiness flips first, then
+    /// the consumers drain, then HTTP stops, then the publishers (an ``AuditTrail``) flush, then
+    /// the `clients` (Redis, PostgreSQL: they are `Service`s) close their connections, then the
+    /// broker connection closes. A failing service or a cancelled group takes the same way out.
+    public static func group(logger: Logger, connection: AMQPConnection?, clients: [any Service] = [],
+                             publishers: [any Service] = [], http: some Service, services: [any Service],
+                             shutdown: ShutdownFlag, signals: Bool = true) -> ServiceGroup {
         var all: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let connection { all.append(.init(service: connection)) }
+        all += clients.map { .init(service: $0) }
         all += publishers.map { .init(service: $0) }
         all.append(.init(service: http))
         all += services.map { .init(service: $0) }
         all.append(.init(service: shutdown))
-        let group = ServiceGroup(configuration: .init(services: all, gracefulShutdownSignals: [.sigterm, .sigint],
-                                                      cancellationSignals: [], logger: logger))
+        return ServiceGroup(configuration: .init(services: all, gracefulShutdownSignals: signals ? [.sigterm, .sigint] : [],
+                                                 cancellationSignals: [], logger: logger))
+    }
+
+    /// Runs a built service group until it stops, logging either side.
+    public static func run(_ group: ServiceGroup, logger: Logger) async throws {
         logger.info("starting")
         try await group.run()
         logger.info("stopped")
+    }
+}
+
+/// Something to close when its service group stops (an HTTP client, a thread pool), as a
+/// `Service`: listed before the services that use it, it closes after them, on every way out.
+public struct ClosingService: Service {
+    private let close: @Sendable () async throws -> Void
+
+    public init(_ close: @escaping @Sendable () async throws -> Void) {
+        self.close = close
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await self.close()
     }
 }
 

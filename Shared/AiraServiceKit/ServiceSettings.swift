@@ -4,6 +4,8 @@ import AiraMessaging
 import AiraPostgres
 import AiraRedis
 import Logging
+import Prometheus
+import ServiceLifecycle
 
 /// What every Aira executable reads from its environment. docs/configuration.md lists each
 /// variable with its default; a bad value stops start-up with a message naming the variable.
@@ -50,8 +52,7 @@ public struct ServiceSettings: Sendable {
         self.amqpURL = environment.string("AIRA_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")
         self.redisURL = environment.string("AIRA_REDIS_URL", default: "redis://127.0.0.1:6379")
         self.databaseURL = environment.string("AIRA_DATABASE_URL", default: "postgres://aira:aira@127.0.0.1:5432/aira")
-        let schema = environment.string("AIRA_DATABASE_SCHEMA", default: "")
-        self.databaseSchema = schema.isEmpty ? nil : schema
+        self.databaseSchema = environment.optionalString("AIRA_DATABASE_SCHEMA")
         let level = environment.string("AIRA_LOG_LEVEL", default: "info")
         guard let parsedLevel = Logger.Level(rawValue: level) else {
             throw ConfigurationError(key: "AIRA_LOG_LEVEL", value: level, expected: "trace, debug, info, notice, warning, error or critical")
@@ -67,6 +68,10 @@ public struct ServiceSettings: Sendable {
         self.databasePoolSize = try environment.int("AIRA_DB_POOL_SIZE", default: 8, range: 1...200)
         self.redisPoolSize = try environment.int("AIRA_REDIS_POOL_SIZE", default: 8, range: 1...200)
         self.redisPipelines = try environment.int("AIRA_REDIS_PIPELINES", default: 2, range: 1...200)
+        // Read where queues are declared (QueueSpec); checked here so a typo stops start-up.
+        _ = try environment.value("AIRA_RPC_QUEUE_TYPE", default: "quorum", shown: "quorum", expected: "quorum or classic") {
+            $0 == "quorum" || $0 == "classic" ? $0 : nil
+        }
     }
 
     public func amqpConfiguration() throws -> AMQPConfiguration {
@@ -92,5 +97,33 @@ public struct ServiceSettings: Sendable {
     public func postgresConfiguration() -> PostgresConfiguration {
         PostgresConfiguration(url: self.databaseURL, poolSize: self.databasePoolSize, searchPath: self.databaseSchema,
                               applicationName: self.instance)
+    }
+}
+
+/// A service's whole configuration: the settings every executable shares plus its own, read
+/// from the environment with documented defaults (docs/configuration.md, checked against what
+/// each configuration reads by `ConfigurationDocsTests`).
+public protocol ServiceConfiguration: Sendable {
+    /// The executable's name (logs, metrics, start-up errors).
+    static var serviceName: String { get }
+    var settings: ServiceSettings { get }
+    init(environment: EnvironmentReader) throws
+}
+
+extension ServiceHost {
+    /// A service's `main`: reads its configuration, sets up logging and metrics, builds its
+    /// service group with `build` and runs it until SIGTERM/SIGINT. A bad setting or a failed
+    /// start exits 1 with a message naming the cause.
+    public static func main<C: ServiceConfiguration>(
+        _: C.Type, build: (C, Logger, PrometheusCollectorRegistry) async throws -> ServiceGroup
+    ) async {
+        do {
+            let configuration = try C(environment: EnvironmentReader())
+            let (logger, registry) = Self.bootstrap(configuration.settings)
+            let group = try await build(configuration, logger, registry)
+            try await Self.run(group, logger: logger)
+        } catch {
+            exitOnStartupFailure(C.serviceName, error)
+        }
     }
 }

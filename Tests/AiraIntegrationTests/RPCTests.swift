@@ -161,12 +161,7 @@ struct RPCTests {
     /// A management API call.
     @discardableResult
     func management(_ method: String, _ path: String) async throws -> Data {
-        let url = URLComponents(string: TestServers.environment["AIRA_RABBITMQ_MANAGEMENT_URL"] ?? "http://guest:guest@127.0.0.1:15672")!
-        var r = URLRequest(url: URL(string: "http://\(url.host ?? "127.0.0.1"):\(url.port ?? 15672)" + path)!)
-        r.httpMethod = method
-        r.setValue("Basic " + Data("\(url.user ?? "guest"):\(url.password ?? "guest")".utf8).base64EncodedString(),
-                   forHTTPHeaderField: "Authorization")
-        return try await URLSession.shared.data(for: r).0
+        try await brokerManagement(method, path)
     }
 
     /// The broker's name of the client connection called `name` (waits up to 20 s for it to be listed).

@@ -1,6 +1,9 @@
 import AiraAMQP
 import AiraMessaging
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Logging
 import Testing
 
@@ -85,4 +88,14 @@ func takeDeadLetter(from queue: String, timeout: Duration = .seconds(20),
 extension DeadLetter {
     /// The message body as text (to find a job by the id it carries).
     var bodyText: String { String(decoding: self.delivery.body, as: UTF8.self) }
+}
+
+/// One request to RabbitMQ's management API (`AIRA_RABBITMQ_MANAGEMENT_URL`, else the local one).
+func brokerManagement(_ method: String, _ path: String) async throws -> Data {
+    let url = URLComponents(string: TestServers.environment["AIRA_RABBITMQ_MANAGEMENT_URL"] ?? "http://guest:guest@127.0.0.1:15672")!
+    var r = URLRequest(url: URL(string: "http://\(url.host ?? "127.0.0.1"):\(url.port ?? 15672)" + path)!)
+    r.httpMethod = method
+    r.setValue("Basic " + Data("\(url.user ?? "guest"):\(url.password ?? "guest")".utf8).base64EncodedString(),
+               forHTTPHeaderField: "Authorization")
+    return try await URLSession.shared.data(for: r).0
 }

@@ -74,11 +74,11 @@ do {
     let worker = env.string("AIRA_WORKER_ID", default: "\(getpid())")
     let consumer = QueueConsumer(spec: spec, handler: WorkerHandler(redis: redis, key: key, worker: worker),
                                  connection: connection, publisher: publisher, options: settings.consumer, logger: logger)
-    try await ServiceHost.run(settings: settings, logger: logger, registry: registry, connection: connection,
-                              services: [consumer],
-                              readiness: [ReadinessCheck("broker") { connection.isConnected },
-                                          ReadinessCheck("redis") { await redis.ping() }])
-    await redis.shutdown()
+    try await ServiceHost.run(ServiceHost.group(settings: settings, logger: logger, registry: registry, connection: connection,
+                                                clients: [redis], services: [consumer],
+                                                readiness: [ReadinessCheck("broker") { connection.isConnected },
+                                                            ReadinessCheck("redis") { await redis.ping() }]),
+                              logger: logger)
 } catch {
     exitOnStartupFailure("aira-test-worker", error)
 }

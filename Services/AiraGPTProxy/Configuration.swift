@@ -1,0 +1,46 @@
+import AiraCore
+import AiraMessaging
+import AiraServiceKit
+
+/// aira-gpt-proxy's configuration (docs/configuration.md, "aira-gpt-proxy").
+struct GPTProxyConfiguration: ServiceConfiguration {
+    static let serviceName = "aira-gpt-proxy"
+    var settings: ServiceSettings
+    /// `AIRA_GPT_UPSTREAM_URL`, `AIRA_GPT_API_KEY`, `AIRA_GPT_MODEL`, its timeouts and retries.
+    var upstream: Upstream.Configuration
+    /// `AIRA_GPT_UPSTREAM_CONCURRENCY`: upstream calls under way at once.
+    var upstreamConcurrency: Int
+    /// `AIRA_GPT_CACHE_TTL`, `AIRA_GPT_CACHE_VERSION`, `AIRA_GPT_SINGLE_FLIGHT_WAIT`.
+    var cacheTTL: Duration
+    var cacheVersion: String
+    var flightWait: Duration
+    /// `AIRA_GPT_CONVERSATION_TTL`.
+    var conversationTTL: Duration
+    /// Questions a day per role: `AIRA_GPT_QUOTA_USER`, `AIRA_GPT_QUOTA_ADMIN`.
+    var quotas: [String: Int]
+    /// The question trail's batching (`AIRA_AUDIT_PUBLISH_*`).
+    var trail: AuditTrail.Options
+
+    init(environment env: EnvironmentReader) throws {
+        self.settings = try ServiceSettings(name: Self.serviceName, defaultPort: 8082,
+                                            consumerDefaults: ConsumerOptions(concurrency: 64, prefetch: 128), environment: env)
+        self.upstream = Upstream.Configuration(
+            baseURL: env.string("AIRA_GPT_UPSTREAM_URL", default: "http://127.0.0.1:8090").trimmingCharacters(in: ["/"]),
+            apiKey: env.optionalString("AIRA_GPT_API_KEY"),
+            model: env.string("AIRA_GPT_MODEL", default: "mock-1"),
+            connectTimeout: try env.duration("AIRA_GPT_CONNECT_TIMEOUT", default: .seconds(2)),
+            readTimeout: try env.duration("AIRA_GPT_READ_TIMEOUT", default: .seconds(60)),
+            retries: try env.int("AIRA_GPT_RETRIES", default: 3, range: 0...10))
+        self.upstreamConcurrency = try env.int("AIRA_GPT_UPSTREAM_CONCURRENCY", default: 32, range: 1...10_000)
+        self.conversationTTL = try env.duration("AIRA_GPT_CONVERSATION_TTL", default: .seconds(30 * 86_400))
+        self.cacheTTL = try env.duration("AIRA_GPT_CACHE_TTL", default: .seconds(72 * 3600))
+        self.flightWait = try env.duration("AIRA_GPT_SINGLE_FLIGHT_WAIT", default: .seconds(15))
+        self.cacheVersion = env.string("AIRA_GPT_CACHE_VERSION", default: "1")
+        self.quotas = ["USER": try env.int("AIRA_GPT_QUOTA_USER", default: 100, range: 0...10_000_000),
+                       "ADMIN": try env.int("AIRA_GPT_QUOTA_ADMIN", default: 1000, range: 0...10_000_000)]
+        // Questions are posted to the trail and nobody waits for their confirm, so an event may
+        // wait longer for company: at thousands of cached answers a second, 100 ms gathers
+        // hundreds of events per persistent message (the measured trade-off: docs/benchmarks.md).
+        self.trail = try AuditTrail.Options.from(env, defaults: .init(maxBatch: 1000, maxDelay: .milliseconds(100)))
+    }
+}
