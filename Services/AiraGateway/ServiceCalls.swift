@@ -17,6 +17,8 @@ final class ConsumerPresence: Service, Sendable {
     let logger: Logger
     /// Queue name → consumer count; absent while unknown (calls then go ahead).
     private let counts = Mutex<[String: UInt32]>([:])
+    /// The latest look at a queue nobody consumed (``hasConsumersNow(_:)``).
+    private let looks = Mutex<[String: (at: ContinuousClock.Instant, task: Task<Bool, Never>)]>([:])
 
     init(connection: AMQPConnection, queues: [String], interval: Duration = .seconds(1), logger: Logger) {
         self.connection = connection
@@ -26,6 +28,29 @@ final class ConsumerPresence: Service, Sendable {
     }
 
     func hasConsumers(_ queue: String) -> Bool { (self.consumers(queue) ?? 1) > 0 }
+
+    /// Whether `queue` has consumers: the last look's answer when it saw some, else the broker's
+    /// answer now. A consumer that came up since the last look (a service just started) is not
+    /// refused for up to `interval`; while nobody consumes, callers share one look per 100 ms.
+    func hasConsumersNow(_ queue: String) async -> Bool {
+        if self.hasConsumers(queue) { return true }
+        let look = self.looks.withLock { looks -> Task<Bool, Never> in
+            if let last = looks[queue], ContinuousClock.now - last.at < .milliseconds(100) { return last.task }
+            let task = Task { await self.look(at: queue) }
+            looks[queue] = (.now, task)
+            return task
+        }
+        return await look.value
+    }
+
+    private func look(at queue: String) async -> Bool {
+        guard let channel = try? await self.connection.openChannel() else { return false }
+        let status = try? await channel.inspectQueue(queue)
+        await channel.close()
+        guard let status else { return false }
+        self.counts.withLock { $0[queue] = status.consumerCount }
+        return status.consumerCount > 0
+    }
 
     /// The queue's consumers at the last look; nil while unknown.
     func consumers(_ queue: String) -> Int? { self.counts.withLock { $0[queue] }.map(Int.init) }
@@ -77,8 +102,8 @@ struct ServiceCalls: Sendable {
 
     /// Refuses at once (503) when nobody consumes the target queue or this gateway is at its
     /// in-flight bound; otherwise takes an in-flight slot the caller must give back.
-    func admit(_ target: Target) throws {
-        guard self.presence.hasConsumers(target.queue) else {
+    func admit(_ target: Target) async throws {
+        guard await self.presence.hasConsumersNow(target.queue) else {
             throw APIError.unavailable("the \(target.queue) service is not running, try again shortly", retryAfter: 5)
         }
         guard self.inFlight.enter() else { throw APIError.unavailable("too many requests in progress, try again", retryAfter: 1) }
@@ -87,7 +112,7 @@ struct ServiceCalls: Sendable {
     func call<Request: MessageContract, Response: Decodable & Sendable>(
         _ request: Request, to target: Target, expecting: Response.Type = Response.self, context: GatewayContext
     ) async throws -> Response {
-        try self.admit(target)
+        try await self.admit(target)
         defer { self.inFlight.leave() }
         guard let adaptive = target.adaptive else {
             do {
@@ -149,7 +174,7 @@ extension ServiceCalls {
     func stream<Request: MessageContract, Partial: Decodable & Sendable, Response: Decodable & Sendable>(
         _ request: Request, to target: Target, partial: Partial.Type, expecting: Response.Type, context: GatewayContext
     ) async throws -> (first: RPCStreamEvent<Partial, Response>, rest: StreamEvents<Partial, Response>) {
-        try self.admit(target)
+        try await self.admit(target)
         let events = StreamEvents(self.client.stream(request, routingKey: target.routingKey, partial: Partial.self, expecting: Response.self,
                                                      timeout: target.timeout, requestID: context.requestID,
                                                      traceparent: context.traceparent),
