@@ -20,6 +20,8 @@ struct GPTProxyConfiguration: ServiceConfiguration {
     var quotas: [String: Int]
     /// The question trail's batching (`AIRA_AUDIT_PUBLISH_*`).
     var trail: AuditTrail.Options
+    /// `AIRA_GPT_REDACT_AUDIT`: personal data in a question is replaced before the audit log keeps it.
+    var redactAudit: Bool
 
     init(environment env: EnvironmentReader) throws {
         self.settings = try ServiceSettings(name: Self.serviceName, defaultPort: 8082,
@@ -42,5 +44,6 @@ struct GPTProxyConfiguration: ServiceConfiguration {
         // wait longer for company: at thousands of cached answers a second, 100 ms gathers
         // hundreds of events per persistent message (the measured trade-off: docs/benchmarks.md).
         self.trail = try AuditTrail.Options.from(env, defaults: .init(maxBatch: 1000, maxDelay: .milliseconds(100)))
+        self.redactAudit = try env.bool("AIRA_GPT_REDACT_AUDIT", default: true)
     }
 }

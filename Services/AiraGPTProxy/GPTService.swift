@@ -17,6 +17,9 @@ struct GPTService: Sendable {
     /// Questions per day by role (`USER`, `ADMIN`).
     let quotas: [String: Int]
     let trail: AuditTrail
+    /// Replaces personal data in the question the audit event keeps; nil keeps it as asked
+    /// (`AIRA_GPT_REDACT_AUDIT=false`).
+    let auditRedactor: PIIRedactor?
     let defaultDeadline: Duration = .seconds(60)
     let local = LocalFlights()
 
@@ -221,7 +224,7 @@ struct GPTService: Sendable {
         let elapsed = ContinuousClock.now - started
         var attributes = ["cached": String(cached), "model": completion.model, "finishReason": completion.finishReason,
                           "latencyMs": String(elapsed.milliseconds),
-                          "question": String((request.messages.last(where: { $0.role == "user" })?.content ?? "").prefix(500))]
+                          "question": Self.auditedQuestion(request, redactor: self.auditRedactor)]
         if let usage = completion.usage {
             attributes["promptTokens"] = String(usage.promptTokens)
             attributes["completionTokens"] = String(usage.completionTokens)
@@ -233,6 +236,15 @@ struct GPTService: Sendable {
         return AskResponse(id: "chatcmpl-\(MessageID.random().prefix(18))", answer: completion.refusal ?? completion.text,
                            model: completion.model, finishReason: completion.finishReason, cached: cached, usage: completion.usage,
                            quota: quota, conversationId: request.conversationId)
+    }
+}
+
+extension GPTService {
+    /// What the audit event keeps of a question: the last user message, personal data replaced
+    /// (before shortening, so nothing is cut in half and kept), its first 500 characters.
+    static func auditedQuestion(_ request: AskRequest, redactor: PIIRedactor?) -> String {
+        let question = request.messages.last(where: { $0.role == "user" })?.content ?? ""
+        return String((redactor?.redact(question) ?? question).prefix(500))
     }
 }
 

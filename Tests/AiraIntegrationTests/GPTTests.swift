@@ -72,12 +72,18 @@ struct GPTTests {
             let session = try await user(stack)
             #expect(try await ask(stack, session, "What does the audit log keep?").json["cached"] as? Bool == false)
             #expect(try await ask(stack, session, "what does the audit log keep").json["cached"] as? Bool == true)
+            // Personal data in a question never reaches the audit log (AIRA_GPT_REDACT_AUDIT, on by default).
+            let secret = "My card is 4111 1111 1111 1111, mail kim.minji@naver.com or call 010-2345-6789"
+            #expect(try await ask(stack, session, secret).status == 200)
             var events: [AuditEvent] = []
-            while events.count < 2, let delivery = await next(batches.deliveries, timeout: .seconds(10)) {
+            while events.count < 3, let delivery = await next(batches.deliveries, timeout: .seconds(10)) {
                 let batch = try AuditBatch.decode(type: delivery.properties.type ?? "", from: delivery.body)
                 events += batch.events.filter { $0.type == "gpt.asked" && $0.userId?.lowercasedString == session.userID }
             }
-            try #require(events.count == 2, "\(events)")
+            try #require(events.count == 3, "\(events)")
+            let redacted = try #require(events.first { $0.attributes["question"]?.hasPrefix("My card") == true })
+            #expect(redacted.attributes["question"] == "My card is [CARD], mail [EMAIL] or call [PHONE]")
+            events.removeAll { $0.attributes["question"]?.hasPrefix("My card") == true }
             let (miss, hit) = (events[0], events[1])
             #expect(miss.attributes["cached"] == "false" && hit.attributes["cached"] == "true")
             #expect(miss.attributes["question"] == "What does the audit log keep?")
