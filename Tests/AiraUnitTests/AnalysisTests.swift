@@ -133,8 +133,8 @@ struct AnalysisTests {
     }
 }
 
-/// A small deterministic generator for synthetic populations.
-struct SplitMix {
+/// A small deterministic generator for synthetic populations and labelled sets (splitmix64).
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { self.state = seed }
     mutating func next() -> UInt64 {
