@@ -204,8 +204,8 @@ let package = Package(
                     path: "Tests/AiraUnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "AiraIntegrationTests", dependencies: [
             "AiraServiceKit", "AiraAccounts", "AiraTokens", "AiraContracts", "AiraLLM", "AiraAnalysis", "AiraWorkload",
-            // Services built in-process by their build function (ServiceBuildTests).
-            "aira-gateway", "aira-audit-writer", "aira-analyzer",
+            // Services built in-process by their build function (ServiceBuildTests), or parts of them (BudgetStoreTests).
+            "aira-gateway", "aira-audit-writer", "aira-analyzer", "aira-gpt-proxy",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

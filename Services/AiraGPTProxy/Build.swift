@@ -31,15 +31,19 @@ func buildGPTProxy(_ configuration: GPTProxyConfiguration, logger: Logger, regis
                                                  concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.upstreamConcurrency)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         GPTService.exposeMetrics()
+        var budgets = BudgetStore(redis: redis, policy: configuration.budgets, prices: configuration.prices,
+                                  namespace: configuration.budgetNamespace, defaultMaxTokens: configuration.defaultMaxTokens, logger: logger)
+        budgets.usageRetention = configuration.usageRetention
         let service = GPTService(
             upstream: Upstream(configuration: configuration.upstream, http: http,
                                slots: AsyncLimiter(limit: configuration.upstreamConcurrency), logger: logger),
-            store: store, cacheVersion: configuration.cacheVersion, quotas: configuration.quotas, trail: trail,
+            store: store, budgets: budgets, cacheVersion: configuration.cacheVersion, quotas: configuration.quotas, trail: trail,
             auditRedactor: configuration.redactAudit ? PIIRedactor() : nil)
         let server = RPCServer(spec: GPTRPC.queue, routes: service.routes, connection: connection, publisher: publisher,
                                options: settings.consumer, logger: logger)
         logger.info("gpt proxy configured",
-                    metadata: ["upstream": "\(configuration.upstream.baseURL)", "model": "\(configuration.upstream.model)"])
+                    metadata: ["upstream": "\(configuration.upstream.baseURL)", "model": "\(configuration.upstream.model)",
+                               "budgets": "\(configuration.budgets.rules.map(\.description).joined(separator: ","))"])
         // Redis is not a readiness condition: without it questions are still answered (uncached).
         return ServiceHost.group(settings: settings, logger: logger, registry: registry, connection: connection,
                                  clients: [redis, ClosingService { try await http.shutdown() }], publishers: [trail],

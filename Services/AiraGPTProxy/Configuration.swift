@@ -1,4 +1,5 @@
 import AiraCore
+import AiraLLM
 import AiraMessaging
 import AiraServiceKit
 
@@ -22,6 +23,13 @@ struct GPTProxyConfiguration: ServiceConfiguration {
     var trail: AuditTrail.Options
     /// `AIRA_GPT_REDACT_AUDIT`: personal data in a question is replaced before the audit log keeps it.
     var redactAudit: Bool
+    /// `AIRA_GPT_BUDGETS`, `AIRA_GPT_PRICES`, `AIRA_GPT_BUDGET_NAMESPACE`, `AIRA_GPT_DEFAULT_MAX_TOKENS`,
+    /// `AIRA_GPT_USAGE_RETENTION` (docs/gpt.md, "Budgets").
+    var budgets: BudgetPolicy
+    var prices: PriceTable
+    var budgetNamespace: String
+    var defaultMaxTokens: Int
+    var usageRetention: Duration
 
     init(environment env: EnvironmentReader) throws {
         self.settings = try ServiceSettings(name: Self.serviceName, defaultPort: 8082,
@@ -45,5 +53,28 @@ struct GPTProxyConfiguration: ServiceConfiguration {
         // hundreds of events per persistent message (the measured trade-off: docs/benchmarks.md).
         self.trail = try AuditTrail.Options.from(env, defaults: .init(maxBatch: 1000, maxDelay: .milliseconds(100)))
         self.redactAudit = try env.bool("AIRA_GPT_REDACT_AUDIT", default: true)
+        let budgets = env.optionalString("AIRA_GPT_BUDGETS") ?? ""
+        guard let policy = BudgetPolicy(parsing: budgets) else {
+            throw ConfigurationError(key: "AIRA_GPT_BUDGETS", value: budgets, expected:
+                "budgets as scope.period.unit=amount, comma-separated (scope user, user:ROLE, role:ROLE or global; period day or month; "
+                + "unit tokens or usd), each limit once, e.g. user.day.tokens=200000,global.month.usd=500")
+        }
+        self.budgets = policy
+        let prices = env.optionalString("AIRA_GPT_PRICES") ?? ""
+        guard let table = PriceTable(parsing: prices) else {
+            throw ConfigurationError(key: "AIRA_GPT_PRICES", value: prices, expected:
+                "prices as model=input/output in dollars per million tokens, comma-separated ('*' for every other model), "
+                + "e.g. gpt-4o-mini=0.15/0.60,*=2.50/10")
+        }
+        self.prices = table
+        self.budgetNamespace = try env.value("AIRA_GPT_BUDGET_NAMESPACE", default: "aira", shown: "aira",
+                                             expected: "1–64 letters, digits, '-' or '_'") { text in
+            (1...64).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") } ? text : nil
+        }
+        self.defaultMaxTokens = try env.int("AIRA_GPT_DEFAULT_MAX_TOKENS", default: 1024, range: 1...1_000_000)
+        self.usageRetention = try env.duration("AIRA_GPT_USAGE_RETENTION", default: .seconds(400 * 86_400))
+        if self.budgets.countsMoney, self.prices.isEmpty {
+            throw ConfigurationError(key: "AIRA_GPT_PRICES", value: "", expected: "a price per model: AIRA_GPT_BUDGETS counts money")
+        }
     }
 }

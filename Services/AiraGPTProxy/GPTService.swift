@@ -2,17 +2,19 @@ import AiraContracts
 import AiraCore
 import AiraLLM
 import AiraMessaging
+import AiraRedis
 import AiraServiceKit
 import Foundation
 import Logging
 import Metrics
 import Synchronization
 
-/// Answers `gpt.ask`: cache → quota → single flight → upstream → cache, with an audit event
-/// per question. See docs/gpt.md.
+/// Answers `gpt.ask`: cache → budgets → quota → single flight → upstream → cache, with an
+/// audit event per question. See docs/gpt.md.
 struct GPTService: Sendable {
     let upstream: Upstream
     let store: AnswerStore
+    let budgets: BudgetStore
     let cacheVersion: String
     /// Questions per day by role (`USER`, `ADMIN`).
     let quotas: [String: Int]
@@ -31,6 +33,7 @@ struct GPTService: Sendable {
     static func exposeMetrics() {
         _ = (Self.asked, Self.askedCached, Self.quotaRejected)
         Upstream.exposeMetrics()
+        BudgetStore.exposeMetrics()
     }
 
     var routes: RPCRoutes {
@@ -40,6 +43,20 @@ struct GPTService: Sendable {
         routes.on(QuotaRequest.self) { request, _ in
             let limit = self.quotas[request.role] ?? self.quotas["USER"] ?? 100
             return await self.store.quota(user: request.userId, limit: limit)
+        }
+        routes.on(UsageRequest.self) { request, _ in
+            do {
+                return try await self.budgets.report(user: request.userId, role: request.role)
+            } catch let error as RedisError {
+                throw RPCErrorReply(code: GPTError.budgetUnavailable, message: "usage cannot be read right now (\(error.isRetriable ? "Redis is unavailable" : "Redis failed"))")
+            }
+        }
+        routes.on(UsageListRequest.self) { request, _ in
+            do {
+                return try await self.budgets.list(request)
+            } catch let error as RedisError {
+                throw RPCErrorReply(code: GPTError.budgetUnavailable, message: "usage cannot be read right now (\(error.isRetriable ? "Redis is unavailable" : "Redis failed"))")
+            }
         }
         return routes
     }
@@ -154,52 +171,62 @@ struct GPTService: Sendable {
                                      started: question.started, context: context)
     }
 
-    /// 2. The quota, then 3. one upstream call for identical questions in flight, here and on other instances.
+    /// 2. The budgets and the quota, then 3. one upstream call for identical questions in
+    /// flight, here and on other instances.
     private func answerFresh(_ question: Question, context: MessageContext) async throws -> AskResponse {
         let request = question.request
         let (key, deadline, limit, resetAt) = (question.key, question.deadline, question.limit, question.resetAt)
+        let maxTokens = self.budgets.maxTokens(request.parameters.maxTokens)
+        let reservation = try await self.budgets.reserve(attemptID: question.attemptID, user: request.userId, role: request.role,
+                                                         model: question.model, messages: question.messages, maxTokens: maxTokens)
         guard let quota = await self.store.consumeQuota(user: request.userId, limit: limit, charge: question.attemptID) else {
+            await self.budgets.settle(reservation, paid: nil)
             Self.quotaRejected.increment()
             throw RPCErrorReply(code: GPTError.quotaExceeded,
                                 message: "daily question quota of \(limit) used up; it resets at \(iso8601(resetAt))",
                                 details: ["limit": String(limit), "resetAt": iso8601(resetAt)])
         }
-        let upstreamRequest = ChatCompletionRequest(model: question.model, messages: question.messages, parameters: request.parameters)
+        // The cache key keeps the question's own parameters; only the upstream is told the bound.
+        var parameters = request.parameters
+        parameters.maxTokens = maxTokens
+        let upstreamRequest = ChatCompletionRequest(model: question.model, messages: question.messages, parameters: parameters)
         let streamTo: @Sendable (String) async -> Void = { piece in try? context.sendPartialReply(AskChunk(delta: piece)) }
         let onDelta = request.stream ? streamTo : nil
-        let completion: Completion
+        let fresh: Fresh
         do {
             if request.cache == .bypass {
-                completion = try await self.upstream.complete(upstreamRequest, deadline: deadline, onDelta: onDelta)
+                fresh = Fresh(completion: try await self.upstream.complete(upstreamRequest, deadline: deadline, onDelta: onDelta), paid: true)
             } else {
-                completion = try await self.local.run(key.description) {
+                fresh = try await self.local.run(key.description) {
                     try await self.distributed(key, upstreamRequest, deadline: deadline, attemptID: question.attemptID, onDelta: onDelta)
                 } follower: { completion in
                     if request.stream { try? context.sendPartialReply(AskChunk(delta: completion.text)) }
                 }
             }
         } catch {
+            await self.budgets.settle(reservation, paid: nil)
             await self.store.refundQuota(user: request.userId, charge: question.attemptID)
             throw error
         }
-        return try await self.finish(request, messages: question.messages, completion: completion, cached: false, quota: quota,
+        await self.budgets.settle(reservation, paid: fresh.paid ? fresh.completion : nil)
+        return try await self.finish(request, messages: question.messages, completion: fresh.completion, cached: false, quota: quota,
                                      started: question.started, context: context)
     }
 
     /// Leads or follows the question across instances; the leader caches the answer.
     private func distributed(_ key: CacheKey, _ request: ChatCompletionRequest, deadline: Date, attemptID: String,
-                             onDelta: (@Sendable (String) async -> Void)?) async throws -> Completion {
+                             onDelta: (@Sendable (String) async -> Void)?) async throws -> Fresh {
         switch await self.store.join(key, deadline: deadline, token: attemptID) {
         case .answered(let completion):
             if let onDelta { await onDelta(completion.text) }
-            return completion
+            return Fresh(completion: completion, paid: false)
         case .alone:
-            return try await self.callAndCache(key, request, deadline: deadline, onDelta: onDelta)
+            return Fresh(completion: try await self.callAndCache(key, request, deadline: deadline, onDelta: onDelta), paid: true)
         case .lead(let token):
             do {
                 let completion = try await self.callAndCache(key, request, deadline: deadline, onDelta: onDelta)
                 await self.store.finish(key, token: token, completion: completion)
-                return completion
+                return Fresh(completion: completion, paid: true)
             } catch {
                 await self.store.finish(key, token: token, completion: nil)
                 throw error
@@ -248,14 +275,21 @@ extension GPTService {
     }
 }
 
-/// Single flight inside one process: the first caller for a key runs the work, the others
-/// await its result.
-final class LocalFlights: Sendable {
-    private let flights = Mutex<[String: Task<Completion, any Error>]>([:])
+/// A fresh answer, and whether this question's own upstream call produced it (`paid`) or
+/// another caller's did (single flight).
+struct Fresh: Sendable {
+    var completion: Completion
+    var paid: Bool
+}
 
-    func run(_ key: String, _ work: @escaping @Sendable () async throws -> Completion,
-             follower: @Sendable (Completion) async -> Void) async throws -> Completion {
-        let (task, leader) = self.flights.withLock { flights -> (Task<Completion, any Error>, Bool) in
+/// Single flight inside one process: the first caller for a key runs the work, the others
+/// await its result (and did not pay for it).
+final class LocalFlights: Sendable {
+    private let flights = Mutex<[String: Task<Fresh, any Error>]>([:])
+
+    func run(_ key: String, _ work: @escaping @Sendable () async throws -> Fresh,
+             follower: @Sendable (Completion) async -> Void) async throws -> Fresh {
+        let (task, leader) = self.flights.withLock { flights -> (Task<Fresh, any Error>, Bool) in
             if let existing = flights[key] { return (existing, false) }
             let task = Task { try await work() }
             flights[key] = task
@@ -265,8 +299,8 @@ final class LocalFlights: Sendable {
             defer { _ = self.flights.withLock { $0.removeValue(forKey: key) } }
             return try await task.value
         }
-        let completion = try await task.value
-        await follower(completion)
-        return completion
+        let fresh = try await task.value
+        await follower(fresh.completion)
+        return Fresh(completion: fresh.completion, paid: false)
     }
 }

@@ -74,12 +74,14 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
             let retry = reply.details?["retryAfter"] ?? "1"
             return APIError(status: .tooManyRequests, code: reply.code, message: reply.message, headers: [.retryAfter: retry])
         case RPCErrorReply.unavailableCode: return .unavailable(reply.message)
-        case GPTError.quotaExceeded:
+        case GPTError.quotaExceeded, GPTError.budgetExceeded:
             let reset = reply.details?["resetAt"].flatMap(parseISO8601)
             let retry = max(1, Int((reset?.timeIntervalSinceNow ?? 60).rounded(.up)))
             return APIError(status: .tooManyRequests, code: reply.code, message: reply.message, headers: [.retryAfter: String(retry)],
                             details: reply.details)
         case GPTError.upstreamUnavailable: return .unavailable(reply.message, retryAfter: 5)
+        case GPTError.budgetUnavailable:
+            return APIError(status: .serviceUnavailable, code: reply.code, message: reply.message, headers: [.retryAfter: "5"])
         case GPTError.upstreamTimeout: return APIError(status: .gatewayTimeout, code: reply.code, message: reply.message)
         case GPTError.upstreamRejected: return APIError(status: .badRequest, code: reply.code, message: reply.message)
         case GPTError.upstreamBadResponse: return APIError(status: .badGateway, code: reply.code, message: reply.message)

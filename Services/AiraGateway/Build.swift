@@ -125,6 +125,7 @@ func buildGateway(_ configuration: GatewayConfiguration, logger: Logger, registr
         api.group("/users").add(middleware: user).add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.read))
             .get("/me", use: auth.me)
             .get("/me/insights", use: insights.mine)
+            .get("/me/usage", use: gpt.usage)
         api.group("/admin").add(middleware: Authenticate(verifier: verifier, admin: true))
             .add(middleware: RateLimitMiddleware(limiter: limiter, limits: limits.admin))
             .get("/users", use: adminUsers.search)
@@ -137,6 +138,7 @@ func buildGateway(_ configuration: GatewayConfiguration, logger: Logger, registr
             .post("/dlq/:queue/purge", use: operators.purge)
             .get("/analysis/runs", use: operators.analysisRuns)
             .post("/analysis/runs", use: operators.requestRun)
+            .get("/usage", use: gpt.adminUsage)
 
         // Content: public reads take an optional token; changes need one.
         let anyone = Authenticate(verifier: verifier, optional: true)

@@ -129,6 +129,39 @@ struct GPTRoutes: Sendable {
         return JSONResponse.make(.ok, status)
     }
 
+    /// `GET /api/users/me/usage`: the caller's budgets as they stand, and what their upstream
+    /// calls cost today and this month, per model.
+    func usage(_ request: Request, context: GatewayContext) async throws -> Response {
+        let claims = try context.user()
+        let report = try await self.calls.call(UsageRequest(userId: try AuthRoutes.userID(claims), role: claims.role),
+                                               to: .init(queue: GPTRPC.queue.name, routingKey: UsageRequest.routingKey, timeout: .seconds(5)),
+                                               expecting: UsageReport.self, context: context)
+        return JSONResponse.make(.ok, report)
+    }
+
+    /// `GET /api/admin/usage?from=&to=&userId=&limit=`: usage per user, model and day (UTC days,
+    /// both included; default today; at most 92 days; limit default 1000, at most 10000).
+    func adminUsage(_ request: Request, context: GatewayContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        let today = String(iso8601(Date()).prefix(10))
+        let to = query.get("to") ?? query.get("from") ?? today
+        let from = query.get("from") ?? to
+        var user: UUID?
+        if let text = query.get("userId") {
+            guard let id = UUID(text: text) else { throw APIError.badRequest("invalid_request", "'userId' must be a user id (UUID)") }
+            user = id
+        }
+        var limit = 1000
+        if let text = query.get("limit") {
+            guard let n = Int(text), (1...10_000).contains(n) else { throw APIError.badRequest("invalid_request", "'limit' must be 1–10000") }
+            limit = n
+        }
+        let list = try await self.calls.call(UsageListRequest(from: String(from), to: String(to), userId: user, limit: limit),
+                                             to: .init(queue: GPTRPC.queue.name, routingKey: UsageListRequest.routingKey, timeout: .seconds(10)),
+                                             expecting: UsageList.self, context: context)
+        return JSONResponse.make(.ok, list)
+    }
+
     /// `X-Aira-Conversation: id` (Aira's extension of the OpenAI API): the proxy puts the
     /// conversation so far in front of the messages and keeps the question and its answer.
     static func conversation(_ request: Request) throws -> String? {

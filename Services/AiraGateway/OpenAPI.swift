@@ -56,6 +56,14 @@ enum OpenAPI {
               scheme: bearer
               bearerFormat: JWT (EdDSA, 15 min)
           schemas:
+            ModelUsage:
+              type: object
+              properties:
+                model: {type: string}
+                requests: {type: integer}
+                promptTokens: {type: integer}
+                completionTokens: {type: integer}
+                cost: {type: number, description: dollars}
             Insights:
               type: object
               properties:
@@ -404,6 +412,50 @@ enum OpenAPI {
                 "200": {description: The insights, content: {application/json: {schema: {$ref: "#/components/schemas/Insights"}}}}
                 "401": {$ref: "#/components/responses/Error"}
                 "404": {$ref: "#/components/responses/Error"}
+          /api/users/me/usage:
+            get:
+              summary: "The caller's token and cost budgets as they stand, and what their upstream GPT calls cost today and this month, per model (cached answers cost nothing)"
+              security: [{bearer: []}]
+              responses:
+                "200":
+                  description: "{budgets: [{scope, period, unit, limit, used, remaining, resetAt}], today: [ModelUsage], month: [ModelUsage]}"
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [budgets, today, month]
+                        properties:
+                          budgets:
+                            type: array
+                            items:
+                              type: object
+                              properties:
+                                scope: {type: string}
+                                period: {type: string, enum: [day, month]}
+                                unit: {type: string, enum: [tokens, usd]}
+                                limit: {type: number}
+                                used: {type: number}
+                                remaining: {type: number}
+                                resetAt: {type: string, format: date-time}
+                          today: {type: array, items: {$ref: "#/components/schemas/ModelUsage"}}
+                          month: {type: array, items: {$ref: "#/components/schemas/ModelUsage"}}
+                "401": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
+          /api/admin/usage:
+            get:
+              summary: "GPT usage per user, model and UTC day (admins): ?from=&to= yyyy-MM-dd (default today, at most 92 days), ?userId=, ?limit= 1-10000 (default 1000); by day, most expensive first"
+              security: [{bearer: []}]
+              parameters:
+                - {name: from, in: query, schema: {type: string, format: date}}
+                - {name: to, in: query, schema: {type: string, format: date}}
+                - {name: userId, in: query, schema: {type: string, format: uuid}}
+                - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 10000}}
+              responses:
+                "200": {description: "{rows: [{day, userId, model, requests, promptTokens, completionTokens, cost}], truncated}"}
+                "400": {$ref: "#/components/responses/Error"}
+                "401": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Error"}
           /api/admin/users:
             get:
               summary: "Find users (admins): ?q= part of an email or a user id, ?limit=, ?cursor=; newest first"

@@ -7,6 +7,8 @@
 //   429 (with Retry-After: 1) · 500 · hang (no answer for 10 minutes) ·
 //   truncate (finish_reason "length") · empty (empty content) · refuse (a refusal) ·
 //   slow (a stream with 400 ms between words, for clients that stop a stream mid-way).
+// Usage counts a word as a token; an answer longer than `max_tokens` words is cut there
+// (finish_reason "length").
 // GET /mock/stats → {"calls":…, "streams":…, "failed":…}; POST /mock/reset clears stats and failures.
 import AiraCore
 import AiraLLM
@@ -129,6 +131,14 @@ do {
             refusal = "I can't help with that."
         default:
             break
+        }
+        // A word is a token here: an answer longer than max_tokens is cut there, as real models do.
+        if let maxTokens = completion.parameters.maxTokens, maxTokens >= 0 {
+            let words = text.split(separator: " ")
+            if words.count > maxTokens {
+                text = words.prefix(maxTokens).joined(separator: " ")
+                finish = "length"
+            }
         }
         let id = "chatcmpl-mock-\(MessageID.random().prefix(8))"
         let created = Int(Date().timeIntervalSince1970)

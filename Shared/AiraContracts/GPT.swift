@@ -5,7 +5,8 @@ import Foundation
 
 /// The GPT RPC (aira-gateway → aira-gpt-proxy).
 public enum GPTRPC {
-    public static let queue = QueueSpec(name: "gpt.ask", bindings: ["gpt.ask", "gpt.quota"], kind: .rpc, maxLength: 10_000)
+    public static let queue = QueueSpec(name: "gpt.ask", bindings: ["gpt.ask", "gpt.quota", "gpt.usage", "gpt.usage.list"], kind: .rpc,
+                                        maxLength: 10_000)
 }
 
 /// Today's question quota of a user, without asking anything (the web app's quota meter).
@@ -106,6 +107,132 @@ public enum GPTError {
     public static let upstreamBadResponse = "upstream_bad_response"
     /// 400.
     public static let invalidInput = "invalid_input"
+    /// A token or money budget would be exceeded: 429, `Retry-After` = seconds to its reset;
+    /// `details`: `scope`, `period`, `unit`, `limit`, `used`, `requested`, `resetAt`.
+    public static let budgetExceeded = "budget_exceeded"
+    /// Budgets are configured but their counters (Redis) cannot be reached: 503. Questions the
+    /// cache answers are not affected.
+    public static let budgetUnavailable = "budget_unavailable"
+}
+
+// MARK: - Usage and budgets
+
+/// A user's spending and budgets (`GET /api/users/me/usage`).
+public struct UsageRequest: MessageContract {
+    public static let messageType = "gpt.usage.v1"
+    public static let routingKey = "gpt.usage"
+    public var userId: UUID
+    /// The user's role (which budgets apply).
+    public var role: String
+    public init(userId: UUID, role: String) {
+        self.userId = userId
+        self.role = role
+    }
+}
+
+/// One budget as it stands: `limit`, `used` and `remaining` in tokens, or in dollars when
+/// `unit` is `usd`. `used` includes what questions in flight have reserved.
+public struct BudgetStatus: Codable, Sendable, Hashable {
+    /// `user`, `user:ROLE`, `role:ROLE` or `global`.
+    public var scope: String
+    /// `day` or `month` (UTC).
+    public var period: String
+    /// `tokens` or `usd`.
+    public var unit: String
+    public var limit: Double
+    public var used: Double
+    public var remaining: Double
+    public var resetAt: Date
+    public init(scope: String, period: String, unit: String, limit: Double, used: Double, remaining: Double, resetAt: Date) {
+        self.scope = scope
+        self.period = period
+        self.unit = unit
+        self.limit = limit
+        self.used = used
+        self.remaining = remaining
+        self.resetAt = resetAt
+    }
+}
+
+/// What upstream calls for one model cost (answers from the cache cost nothing and are not in it).
+public struct ModelUsage: Codable, Sendable, Hashable {
+    public var model: String
+    public var requests: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+    /// Dollars, from the price table when the call was made.
+    public var cost: Double
+    public init(model: String, requests: Int, promptTokens: Int, completionTokens: Int, cost: Double) {
+        self.model = model
+        self.requests = requests
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.cost = cost
+    }
+}
+
+public struct UsageReport: Codable, Sendable, Hashable {
+    /// Every budget that applies to the user (none configured: empty).
+    public var budgets: [BudgetStatus]
+    /// Today (UTC), per model.
+    public var today: [ModelUsage]
+    /// This calendar month so far (UTC), per model.
+    public var month: [ModelUsage]
+    public init(budgets: [BudgetStatus], today: [ModelUsage], month: [ModelUsage]) {
+        self.budgets = budgets
+        self.today = today
+        self.month = month
+    }
+}
+
+/// Usage per user, model and day, for administrators (`GET /api/admin/usage`).
+public struct UsageListRequest: MessageContract {
+    public static let messageType = "gpt.usage.list.v1"
+    public static let routingKey = "gpt.usage.list"
+    /// `yyyy-mm-dd`, UTC, both included; at most 92 days.
+    public var from: String
+    public var to: String
+    /// One user, or everyone who made an upstream call in those days.
+    public var userId: UUID?
+    /// At most this many rows (1–10,000), the most expensive first within a day.
+    public var limit: Int
+    public init(from: String, to: String, userId: UUID?, limit: Int) {
+        self.from = from
+        self.to = to
+        self.userId = userId
+        self.limit = limit
+    }
+}
+
+public struct UsageRow: Codable, Sendable, Hashable {
+    public var day: String
+    /// The user's id, lowercase.
+    public var userId: String
+    public var model: String
+    public var requests: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var cost: Double
+    public init(day: String, userId: String, model: String, requests: Int, promptTokens: Int, completionTokens: Int, cost: Double) {
+        self.day = day
+        self.userId = userId
+        self.model = model
+        self.requests = requests
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.cost = cost
+    }
+}
+
+public struct UsageList: Codable, Sendable, Hashable {
+    /// By day, then by cost (highest first).
+    public var rows: [UsageRow]
+    /// More rows matched than `limit`.
+    public var truncated: Bool
+    public init(rows: [UsageRow], truncated: Bool) {
+        self.rows = rows
+        self.truncated = truncated
+    }
 }
 
 // MARK: - Fast JSON: every cached question crosses the broker as an AskRequest and comes back

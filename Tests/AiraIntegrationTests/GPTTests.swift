@@ -1,5 +1,6 @@
 import AiraAMQP
 import AiraContracts
+import AiraCore
 import AiraLLM
 import AiraMessaging
 import AiraRedis
@@ -266,6 +267,86 @@ struct GPTTests {
             #expect(try await ask(stack, session, "no redis today").json["cached"] as? Bool == false)
             #expect(try await ask(stack, session, "still no redis").status == 200)
             #expect(try await ask(stack, session, "over the limit").status == 429)
+        }
+    }
+
+    @Test("budgets: over the user's token budget a question is refused with 429 naming it; cached answers still flow; usage for the user and for admins")
+    func budgets() async throws {
+        let namespace = "gpt-test-\(MessageID.random().prefix(8))"
+        try await ServiceStack.with(gptProxies: 2, proxyEnvironment: [
+            "AIRA_GPT_BUDGETS": "user.day.tokens=400", "AIRA_GPT_BUDGET_NAMESPACE": namespace,
+            "AIRA_GPT_DEFAULT_MAX_TOKENS": "30", "AIRA_GPT_PRICES": "*=2/8",
+        ]) { stack in
+            let session = try await user(stack)
+            func complete(_ question: String) async throws -> ServiceStack.Reply {
+                try await stack.call("POST", "/v1/chat/completions", json: ["messages": [["role": "user", "content": question]]],
+                                     token: session.access)
+            }
+            var (prompt, completion, answered) = (0, 0, 0)
+            var refusal: ServiceStack.Reply?
+            for i in 0..<40 {
+                let reply = try await complete("budget question number \(i)")
+                if reply.status == 429 {
+                    refusal = reply
+                    break
+                }
+                try #require(reply.status == 200, "\(reply)")
+                let usage = try #require(reply.json["usage"] as? [String: Any])
+                prompt += try #require(usage["prompt_tokens"] as? Int)
+                completion += try #require(usage["completion_tokens"] as? Int)
+                answered += 1
+            }
+            let refused = try #require(refusal, "400 tokens must run out within 40 questions")
+            #expect(answered >= 5, "each question costs about 20 tokens and reserves 65: \(answered) answered")
+            #expect(refused.errorCode == "budget_exceeded")
+            let details = try #require((refused.json["error"] as? [String: Any])?["details"] as? [String: String], "\(refused)")
+            #expect(details["scope"] == "user" && details["period"] == "day" && details["unit"] == "tokens" && details["limit"] == "400")
+            #expect(details["used"] == String(prompt + completion), "what was really spent, settled: \(details)")
+            #expect(Int(details["used"] ?? "") .map { $0 + Int(details["requested"] ?? "0")! > 400 } == true)
+            #expect(Int(refused.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+            #expect(refused.errorMessage?.contains("your daily token budget of 400 tokens") == true, "\(refused)")
+
+            // A cached answer costs nothing: it is served over the budget.
+            let cached = try await complete("budget question number 0")
+            #expect(cached.status == 200 && cached.headers.first(name: "X-Aira-Cached") == "true", "\(cached)")
+
+            // The user's report: the budget as it stands and the day's usage, priced at $2/$8 per million tokens.
+            let usage = try await stack.call("GET", "/api/users/me/usage", token: session.access)
+            #expect(usage.status == 200, "\(usage)")
+            let budgets = try #require(usage.json["budgets"] as? [[String: Any]])
+            #expect(budgets.count == 1)
+            #expect(budgets.first?["used"] as? Double == Double(prompt + completion))
+            #expect(budgets.first?["limit"] as? Double == 400)
+            let today = try #require(usage.json["today"] as? [[String: Any]])
+            #expect(today.count == 1)
+            #expect(today.first?["model"] as? String == "mock-1")
+            #expect(today.first?["requests"] as? Int == answered)
+            #expect(today.first?["promptTokens"] as? Int == prompt)
+            #expect(today.first?["completionTokens"] as? Int == completion)
+            let cost = try #require(today.first?["cost"] as? Double)
+            #expect(abs(cost - Double(prompt * 2 + completion * 8) / 1_000_000) < 1e-12)
+
+            // Administrators: per user, model and day; nobody else.
+            #expect(try await stack.call("GET", "/api/admin/usage", token: session.access).status == 403)
+            let (email, password) = try await stack.createAdmin()
+            let admin = try await stack.login(email, password)
+            let list = try await stack.call("GET", "/api/admin/usage?userId=\(session.userID)", token: admin.access)
+            #expect(list.status == 200, "\(list)")
+            let rows = try #require(list.json["rows"] as? [[String: Any]])
+            #expect(rows.count == 1)
+            #expect(rows.first?["requests"] as? Int == answered)
+            #expect(rows.first?["userId"] as? String == session.userID.lowercased())
+            #expect(try await stack.call("GET", "/api/admin/usage?from=2026-02-31", token: admin.access).status == 400)
+            #expect(try await stack.call("GET", "/api/admin/usage?userId=nobody", token: admin.access).status == 400)
+        }
+        // Budgets whose counters cannot be reached: questions that need the upstream are refused (503), not let through.
+        try await ServiceStack.with(gptProxies: 1, proxyEnvironment: ["AIRA_REDIS_URL": "redis://127.0.0.1:\(try closedPort())",
+                                                                     "AIRA_GPT_BUDGETS": "global.day.usd=10", "AIRA_GPT_PRICES": "*=1/1"]) { stack in
+            let session = try await user(stack)
+            let refused = try await ask(stack, session, "budgets without redis")
+            #expect(refused.status == 503 && refused.errorCode == "budget_unavailable", "\(refused)")
+            #expect(try await stack.mockStats().calls == 0)
+            #expect(try await stack.call("GET", "/api/users/me/usage", token: session.access).status == 503)
         }
     }
 
