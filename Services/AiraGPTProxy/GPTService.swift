@@ -15,6 +15,7 @@ struct GPTService: Sendable {
     let upstream: Upstream
     let store: AnswerStore
     let budgets: BudgetStore
+    let metrics: GenAIMetrics
     let cacheVersion: String
     /// Questions per day by role (`USER`, `ADMIN`).
     let quotas: [String: Int]
@@ -167,8 +168,7 @@ struct GPTService: Sendable {
     private func answer(_ question: Question, cached hit: Completion, used: Int?, context: MessageContext) async throws -> AskResponse {
         if question.request.stream { try context.sendPartialReply(AskChunk(delta: hit.text)) }
         let quota = QuotaStatus(used: min(used ?? 0, question.limit), limit: question.limit, resetAt: question.resetAt)
-        return try await self.finish(question.request, messages: question.messages, completion: hit, cached: true, quota: quota,
-                                     started: question.started, context: context)
+        return try await self.finish(question, completion: hit, cached: true, paid: false, quota: quota, upstreamWait: nil, context: context)
     }
 
     /// 2. The budgets and the quota, then 3. one upstream call for identical questions in
@@ -193,6 +193,7 @@ struct GPTService: Sendable {
         let streamTo: @Sendable (String) async -> Void = { piece in try? context.sendPartialReply(AskChunk(delta: piece)) }
         let onDelta = request.stream ? streamTo : nil
         let fresh: Fresh
+        let waiting = ContinuousClock.now
         do {
             if request.cache == .bypass {
                 fresh = Fresh(completion: try await self.upstream.complete(upstreamRequest, deadline: deadline, onDelta: onDelta), paid: true)
@@ -206,11 +207,14 @@ struct GPTService: Sendable {
         } catch {
             await self.budgets.settle(reservation, paid: nil)
             await self.store.refundQuota(user: request.userId, charge: question.attemptID)
+            self.metrics.failed(model: question.model, errorType: (error as? RPCErrorReply)?.code ?? "internal",
+                                duration: ContinuousClock.now - question.started)
             throw error
         }
+        let upstreamWait = ContinuousClock.now - waiting
         await self.budgets.settle(reservation, paid: fresh.paid ? fresh.completion : nil)
-        return try await self.finish(request, messages: question.messages, completion: fresh.completion, cached: false, quota: quota,
-                                     started: question.started, context: context)
+        return try await self.finish(question, completion: fresh.completion, cached: false, paid: fresh.paid, quota: quota,
+                                     upstreamWait: upstreamWait, context: context)
     }
 
     /// Leads or follows the question across instances; the leader caches the answer.
@@ -241,14 +245,18 @@ struct GPTService: Sendable {
         return completion
     }
 
-    private func finish(_ request: AskRequest, messages: [ChatMessage], completion: Completion, cached: Bool, quota: QuotaStatus,
-                        started: ContinuousClock.Instant, context: MessageContext) async throws -> AskResponse {
+    /// `upstreamWait`: how long the question waited for the model (its own call, or another's in
+    /// single flight); the gateway subtracts it from its own time for `X-Aira-Overhead-Ms`.
+    private func finish(_ question: Question, completion: Completion, cached: Bool, paid: Bool, quota: QuotaStatus,
+                        upstreamWait: Duration?, context: MessageContext) async throws -> AskResponse {
+        let request = question.request
         if let c = request.conversationId {
             await self.store.append(request.messages + [ChatMessage(role: "assistant", content: completion.text)],
                                     user: request.userId, conversation: c)
         }
         (cached ? Self.askedCached : Self.asked).increment()
-        let elapsed = ContinuousClock.now - started
+        let elapsed = ContinuousClock.now - question.started
+        self.metrics.answered(model: question.model, cached: cached, paid: paid, usage: completion.usage, duration: elapsed)
         var attributes = ["cached": String(cached), "model": completion.model, "finishReason": completion.finishReason,
                           "latencyMs": String(elapsed.milliseconds),
                           "question": Self.auditedQuestion(request, redactor: self.auditRedactor)]
@@ -262,7 +270,8 @@ struct GPTService: Sendable {
         self.trail.post(AuditEvent(type: "gpt.asked", userId: request.userId, ip: request.client.ip, attributes: attributes))
         return AskResponse(id: "chatcmpl-\(MessageID.random().prefix(18))", answer: completion.refusal ?? completion.text,
                            model: completion.model, finishReason: completion.finishReason, cached: cached, usage: completion.usage,
-                           quota: quota, conversationId: request.conversationId)
+                           quota: quota, conversationId: request.conversationId,
+                           upstreamMs: upstreamWait.map { Double($0.nanoseconds) / 1e6 })
     }
 }
 

@@ -5,6 +5,7 @@ import AiraMessaging
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Metrics
 import NIOCore
 
 /// `POST /api/gpt/qna` and the OpenAI-compatible `POST /v1/chat/completions` (non-streaming and
@@ -57,8 +58,26 @@ struct GPTRoutes: Sendable {
                                                      finishReason: reply.finishReason, conversationId: reply.conversationId,
                                                      quota: reply.quota))
         response.headers[.airaCached] = String(reply.cached)
+        response.headers[.airaOverhead] = Self.overhead(reply, context: context)
         return response
     }
+
+    /// Aira's part of the request so far, in milliseconds with two decimals: the gateway's time
+    /// since it took the request, less the proxy's wait for the model. Also in
+    /// `aira_gpt_overhead_seconds{cached}`.
+    static func overhead(_ reply: AskResponse, context: GatewayContext) -> String {
+        String(format: "%.2f", Self.overheadMs(reply, started: context.started))
+    }
+
+    static func overheadMs(_ reply: AskResponse, started: ContinuousClock.Instant) -> Double {
+        let total = Double((ContinuousClock.now - started).nanoseconds) / 1e6
+        let ms = max(0, total - (reply.upstreamMs ?? 0))
+        (reply.cached ? Self.overheadCached : Self.overheadFresh).recordNanoseconds(Int64(ms * 1e6))
+        return ms
+    }
+
+    private static let overheadCached = Timer(label: "aira_gpt_overhead_seconds", dimensions: [("cached", "true")])
+    private static let overheadFresh = Timer(label: "aira_gpt_overhead_seconds", dimensions: [("cached", "false")])
 
     func chatCompletions(_ request: Request, context: GatewayContext) async throws -> Response {
         let claims = try context.user()
@@ -75,6 +94,7 @@ struct GPTRoutes: Sendable {
                 id: reply.id, created: created, model: reply.model,
                 choices: [.init(message: .init(content: reply.answer), finishReason: reply.finishReason)], usage: reply.usage))
             response.headers[.airaCached] = String(reply.cached)
+            response.headers[.airaOverhead] = Self.overhead(reply, context: context)
             return response
         }
 
@@ -83,6 +103,7 @@ struct GPTRoutes: Sendable {
         let id = "chatcmpl-\(MessageID.random().prefix(18))"
         let model = body.model ?? "default"
         let logger = context.logger
+        let started = context.started
         let events = ResponseBody { writer in
             func send(_ data: some Encodable) async throws {
                 var buffer = ByteBuffer(string: "data: ")
@@ -104,7 +125,8 @@ struct GPTRoutes: Sendable {
                         try await send(chunk(.init(content: piece.delta)))
                     case .done(let reply):
                         let info = ChatCompletionChunk.AnswerInfo(cached: reply.cached, conversationId: reply.conversationId,
-                                                                  quota: reply.quota)
+                                                                  quota: reply.quota,
+                                                                  overheadMs: (Self.overheadMs(reply, started: started) * 100).rounded() / 100)
                         try await send(chunk(.init(), finish: reply.finishReason, usage: reply.usage, aira: info))
                     }
                     event = try await rest.next()

@@ -14,6 +14,8 @@ struct GatewayContext: RequestContext, RemoteAddressRequestContext {
     var traceparent = ""
     var clientIP = "unknown"
     var claims: AccessTokenClaims?
+    /// When the gateway took the request (``RequestMiddleware``).
+    var started = ContinuousClock.now
     /// Hummingbird's logger for the request (with `hb.request.id`), without Aira's metadata.
     private var plainLogger: Logger
 

@@ -20,6 +20,8 @@ extension HTTPField.Name {
     static let airaCache = Self("X-Aira-Cache")!
     /// Questions: `true` when the answer came from the cache (response).
     static let airaCached = Self("X-Aira-Cached")!
+    /// Milliseconds of the request spent in Aira (gateway, broker, proxy, Redis), the wait for the model left out.
+    static let airaOverhead = Self("X-Aira-Overhead-Ms")!
     /// `/v1/chat/completions`: the conversation the question belongs to (request).
     static let airaConversation = Self("X-Aira-Conversation")!
     /// Posts: `cache`, `replica` or `primary`, where a read was served from.

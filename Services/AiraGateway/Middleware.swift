@@ -29,7 +29,7 @@ struct RequestMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: GatewayContext,
                 next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
         var context = context
-        let start = ContinuousClock.now
+        let start = context.started
         if let given = request.headers[.requestID], Self.isSane(given) {
             context.requestID = given
         } else {

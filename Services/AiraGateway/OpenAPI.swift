@@ -581,12 +581,13 @@ enum OpenAPI {
               description: |
                 The OpenAI request and response format, non-streaming and stream=true
                 (server-sent events, chunks relayed as the model produces them, ending with
-                data [DONE]). Same cache, quota and single flight as /api/gpt/qna; the
-                response header X-Aira-Cached says whether the answer came from the cache.
-                Aira's extensions: the request header X-Aira-Conversation names a conversation
-                (the proxy puts its history in front of the messages and keeps the new turn);
-                a stream's last chunk carries "aira": {cached, conversationId, quota: {used,
-                limit, resetAt}}.
+                data [DONE]). Same cache, quota, budgets and single flight as /api/gpt/qna; the
+                response header X-Aira-Cached says whether the answer came from the cache, and
+                X-Aira-Overhead-Ms how many milliseconds the request spent in Aira, the wait for
+                the model left out. Aira's extensions: the request header X-Aira-Conversation
+                names a conversation (the proxy puts its history in front of the messages and
+                keeps the new turn); a stream's last chunk carries "aira": {cached,
+                conversationId, quota: {used, limit, resetAt}, overheadMs}.
               security: [{bearer: []}]
               parameters: [{name: X-Aira-Conversation, in: header, schema: {type: string, pattern: "^[A-Za-z0-9_-]{1,64}$"}}]
               requestBody:

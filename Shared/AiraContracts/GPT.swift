@@ -79,9 +79,13 @@ public struct AskResponse: Codable, Sendable {
     public var usage: Usage?
     public var quota: QuotaStatus
     public var conversationId: String?
+    /// How long the proxy waited for the model, in milliseconds (its own call, or another
+    /// caller's in single flight); nil for a cached answer. The gateway reports the rest of the
+    /// request's time as Aira's overhead (`X-Aira-Overhead-Ms`).
+    public var upstreamMs: Double?
 
     public init(id: String, answer: String, model: String, finishReason: String, cached: Bool, usage: Usage?, quota: QuotaStatus,
-                conversationId: String?) {
+                conversationId: String?, upstreamMs: Double? = nil) {
         self.id = id
         self.answer = answer
         self.model = model
@@ -90,6 +94,7 @@ public struct AskResponse: Codable, Sendable {
         self.usage = usage
         self.quota = quota
         self.conversationId = conversationId
+        self.upstreamMs = upstreamMs
     }
 }
 
@@ -325,6 +330,10 @@ extension AskResponse: FastJSONEncodable, FastJSONDecodable {
             JSONText.appendKey("conversationId", to: &out)
             JSONText.appendQuoted(c, to: &out)
         }
+        if let ms = self.upstreamMs {
+            JSONText.appendKey("upstreamMs", to: &out)
+            try JSONText.append(ms, to: &out)
+        }
         out.append(UInt8(ascii: "}"))
     }
 
@@ -333,6 +342,7 @@ extension AskResponse: FastJSONEncodable, FastJSONDecodable {
         self.init(id: try m.string("id"), answer: try m.string("answer"), model: try m.string("model"),
                   finishReason: try m.string("finishReason"), cached: try m.bool("cached"),
                   usage: try m.optionalObject("usage").map { try Usage(json: .object($0)) },
-                  quota: try QuotaStatus(json: .object(try m.object("quota"))), conversationId: try m.optionalString("conversationId"))
+                  quota: try QuotaStatus(json: .object(try m.object("quota"))), conversationId: try m.optionalString("conversationId"),
+                  upstreamMs: try m.optionalDouble("upstreamMs"))
     }
 }

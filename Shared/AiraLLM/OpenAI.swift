@@ -201,10 +201,14 @@ public struct ChatCompletionChunk: Codable, Sendable {
         public var cached: Bool
         public var conversationId: String?
         public var quota: QuotaStatus
-        public init(cached: Bool, conversationId: String?, quota: QuotaStatus) {
+        /// Aira's own time on the request, the wait for the model left out (`X-Aira-Overhead-Ms`
+        /// of a non-streamed answer; a stream's headers leave before it is known).
+        public var overheadMs: Double?
+        public init(cached: Bool, conversationId: String?, quota: QuotaStatus, overheadMs: Double? = nil) {
             self.cached = cached
             self.conversationId = conversationId
             self.quota = quota
+            self.overheadMs = overheadMs
         }
     }
 

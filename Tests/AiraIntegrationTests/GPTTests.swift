@@ -350,6 +350,60 @@ struct GPTTests {
         }
     }
 
+    @Test("metrics in the OpenTelemetry GenAI names with model and cache labels, cost spent and saved; X-Aira-Overhead-Ms on answers")
+    func genAIMetrics() async throws {
+        // $1,000 / $2,000 per million tokens: a token in is 0.001 dollars, a token out 0.002.
+        try await ServiceStack.with(gptProxies: 1, proxyEnvironment: ["AIRA_GPT_PRICES": "*=1000/2000", "AIRA_GPT_RETRIES": "0"]) { stack in
+            let session = try await user(stack)
+            // The stack's start-up probe was a question too: only what this test adds counts.
+            let before = try await stack.metrics(port: stack.proxyPorts[0])
+            let overheadBefore = try await stack.metric(port: stack.gateways[0].port, #"aira_gpt_overhead_seconds_count{cached="true"}"#)
+            let body: [String: Any] = ["messages": [["role": "user", "content": "How are metrics named?"]]]
+            let started = ContinuousClock.now
+            let fresh = try await stack.call("POST", "/v1/chat/completions", json: body, token: session.access)
+            let took = ContinuousClock.now - started
+            let elapsed = Double(took.components.seconds) * 1000 + Double(took.components.attoseconds) / 1e15
+            #expect(fresh.status == 200)
+            let usage = try #require(fresh.json["usage"] as? [String: Any])
+            let (prompt, completion) = (try #require(usage["prompt_tokens"] as? Int), try #require(usage["completion_tokens"] as? Int))
+            // The overhead leaves out the wait for the model (the mock answers after 20 ms).
+            let overhead = try #require(fresh.headers.first(name: "X-Aira-Overhead-Ms").flatMap(Double.init), "\(fresh.headers)")
+            #expect(overhead >= 0 && overhead <= elapsed - 20, "overhead \(overhead) ms of \(elapsed) ms")
+            let cached = try await stack.call("POST", "/v1/chat/completions", json: body, token: session.access)
+            #expect(cached.headers.first(name: "X-Aira-Cached") == "true")
+            #expect(cached.headers.first(name: "X-Aira-Overhead-Ms").flatMap(Double.init) != nil)
+            let qna = try await ask(stack, session, "how are metrics named")
+            #expect(qna.headers.first(name: "X-Aira-Overhead-Ms").flatMap(Double.init) != nil)
+            // An upstream failure is an operation with its error type.
+            let failed = try await ask(stack, session, "this fails [[mock:500]]", cache: "bypass")
+            #expect(failed.status == 503)
+
+            let text = try await stack.metrics(port: stack.proxyPorts[0])
+            func value(_ name: String, _ labels: String...) -> Double {
+                func sum(_ text: String) -> Double {
+                    text.split(separator: "\n").filter { line in line.hasPrefix(name + "{") && labels.allSatisfy { line.contains($0) } }
+                        .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+                }
+                return sum(text) - sum(before)
+            }
+            let (miss, hit, model) = (#"cache="miss""#, #"cache="hit""#, #"gen_ai_request_model="mock-1""#)
+            let (input, output) = (#"gen_ai_token_type="input""#, #"gen_ai_token_type="output""#)
+            #expect(value("gen_ai_client_token_usage_count", miss, input, model) == 1)
+            #expect(value("gen_ai_client_token_usage_sum", miss, input, model) == Double(prompt))
+            #expect(value("gen_ai_client_token_usage_sum", miss, output, model) == Double(completion))
+            // Two hits (the OpenAI endpoint and /api/gpt/qna share the entry), each recording what it saved.
+            #expect(value("gen_ai_client_token_usage_count", hit, input, model) == 2)
+            #expect(value("gen_ai_client_operation_duration_seconds_count", miss, model, #"gen_ai_operation_name="chat""#) == 2)
+            #expect(value("gen_ai_client_operation_duration_seconds_count", hit, model) == 2)
+            #expect(value("gen_ai_client_operation_duration_seconds_count", #"error_type="upstream_unavailable""#) == 1)
+            let cost = Double(prompt) * 0.001 + Double(completion) * 0.002
+            #expect(abs(value("aira_gpt_cost_usd_total", #"model="mock-1""#) - cost) < 1e-9)
+            #expect(abs(value("aira_gpt_cost_saved_usd_total", #"model="mock-1""#) - 2 * cost) < 1e-9)
+            #expect(text.contains("# HELP gen_ai_client_token_usage "))
+            #expect(try await stack.metric(port: stack.gateways[0].port, #"aira_gpt_overhead_seconds_count{cached="true"}"#) == overheadBefore + 2)
+        }
+    }
+
     @Test("streaming through /v1/chat/completions: SSE chunks in order, assembled answer cached")
     func streaming() async throws {
         try await ServiceStack.with(gptProxies: 1) { stack in

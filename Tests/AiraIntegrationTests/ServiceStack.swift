@@ -126,11 +126,16 @@ final class ServiceStack: @unchecked Sendable {
         try await metric(port: self.proxyPorts[i], series)
     }
 
-    /// A series' value from the /metrics of the process on `port` (0 when absent).
-    func metric(port: Int, _ series: String) async throws -> Double {
+    /// The /metrics of the process on `port`.
+    func metrics(port: Int) async throws -> String {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"),
                                                            timeout: .seconds(5))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+    }
+
+    /// A series' value from the /metrics of the process on `port` (0 when absent).
+    func metric(port: Int, _ series: String) async throws -> Double {
+        let text = try await self.metrics(port: port)
         let line = text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
         return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
     }

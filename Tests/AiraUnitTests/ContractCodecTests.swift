@@ -56,7 +56,7 @@ struct ContractCodecTests {
         codec([AskResponse(id: "chatcmpl-1", answer: "Rayleigh.\n", model: "m", finishReason: "stop", cached: true, usage: usage,
                            quota: quota, conversationId: "c1"),
                AskResponse(id: "x", answer: "", model: "m", finishReason: "length", cached: false, usage: nil, quota: quota,
-                           conversationId: nil)]),
+                           conversationId: nil, upstreamMs: 812.375)]),
         // The audit event's codec is its own (encoded() and fastDecode), not FastJSON's.
         Codec(name: "AuditEvent",
               samples: [AuditEvent(id: "e1", type: "login", userId: user, actorId: UUID(), at: resetAt, ip: "10.0.0.1",

@@ -58,7 +58,8 @@ struct FastJSONTests {
                         usage: Usage(promptTokens: 3, completionTokens: 5),
                         quota: QuotaStatus(used: 4, limit: 100, resetAt: Date(timeIntervalSince1970: 1_763_856_000)), conversationId: "c1"),
             AskResponse(id: "x", answer: "", model: "m", finishReason: "length", cached: false, usage: nil,
-                        quota: QuotaStatus(used: 0, limit: 1, resetAt: Date(timeIntervalSince1970: 1_763_856_000.5)), conversationId: nil),
+                        quota: QuotaStatus(used: 0, limit: 1, resetAt: Date(timeIntervalSince1970: 1_763_856_000.5)), conversationId: nil,
+                        upstreamMs: 20.125),
         ]
         for response in responses {
             let fast = try response.fastJSON()

@@ -292,6 +292,9 @@ class Supervisor:
         names = {s.name for s in self.services}
         if "mock-llm" in names:
             env.setdefault("AIRA_GPT_UPSTREAM_URL", f"http://127.0.0.1:{BY_NAME['mock-llm'].first_port}")
+            # The mock's answers priced as a small hosted model's, so usage and the cost metrics
+            # show money in development (gpt.md, "Budgets").
+            env.setdefault("AIRA_GPT_PRICES", "mock-1=0.15/0.60")
         if "smtp-dev" in names:
             env["AIRA_SMTP_HOST"] = "127.0.0.1"
             env["AIRA_SMTP_PORT"] = str(smtp_port())
