@@ -39,9 +39,13 @@ struct AnswerStore: Sendable {
             let m = try json.members()
             guard let created = parseISO8601(try m.string("createdAt")) else { throw JSONTree.Unsupported("createdAt") }
             let c = try m.object("completion")
+            let chunks = try c.optionalArray("chunks")?.map { item -> String in
+                guard let piece = item.string else { throw JSONTree.Unsupported("chunks") }
+                return piece
+            }
             self.completion = Completion(text: try c.string("text"), model: try c.string("model"),
                                          finishReason: try c.string("finishReason"), refusal: try c.optionalString("refusal"),
-                                         usage: try c.optionalObject("usage").map { try Usage(json: .object($0)) })
+                                         usage: try c.optionalObject("usage").map { try Usage(json: .object($0)) }, chunks: chunks)
             self.createdAt = created
         }
     }

@@ -38,7 +38,7 @@ func buildGPTProxy(_ configuration: GPTProxyConfiguration, logger: Logger, regis
             upstream: Upstream(configuration: configuration.upstream, http: http,
                                slots: AsyncLimiter(limit: configuration.upstreamConcurrency), logger: logger),
             store: store, budgets: budgets, metrics: GenAIMetrics(registry: registry, prices: configuration.prices), cacheVersion: configuration.cacheVersion, quotas: configuration.quotas, trail: trail,
-            auditRedactor: configuration.redactAudit ? PIIRedactor() : nil)
+            auditRedactor: configuration.redactAudit ? PIIRedactor() : nil, replayDelay: configuration.replayDelay)
         let server = RPCServer(spec: GPTRPC.queue, routes: service.routes, connection: connection, publisher: publisher,
                                options: settings.consumer, logger: logger)
         logger.info("gpt proxy configured",

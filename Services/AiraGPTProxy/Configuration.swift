@@ -14,6 +14,8 @@ struct GPTProxyConfiguration: ServiceConfiguration {
     /// `AIRA_GPT_CACHE_TTL`, `AIRA_GPT_CACHE_VERSION`, `AIRA_GPT_SINGLE_FLIGHT_WAIT`.
     var cacheTTL: Duration
     var cacheVersion: String
+    /// `AIRA_GPT_CACHE_REPLAY_DELAY`: pause between the pieces of a cached answer replayed to a stream.
+    var replayDelay: Duration
     var flightWait: Duration
     /// `AIRA_GPT_CONVERSATION_TTL`.
     var conversationTTL: Duration
@@ -46,6 +48,7 @@ struct GPTProxyConfiguration: ServiceConfiguration {
         self.cacheTTL = try env.duration("AIRA_GPT_CACHE_TTL", default: .seconds(72 * 3600))
         self.flightWait = try env.duration("AIRA_GPT_SINGLE_FLIGHT_WAIT", default: .seconds(15))
         self.cacheVersion = env.string("AIRA_GPT_CACHE_VERSION", default: "1")
+        self.replayDelay = try env.duration("AIRA_GPT_CACHE_REPLAY_DELAY", default: .zero)
         self.quotas = ["USER": try env.int("AIRA_GPT_QUOTA_USER", default: 100, range: 0...10_000_000),
                        "ADMIN": try env.int("AIRA_GPT_QUOTA_ADMIN", default: 1000, range: 0...10_000_000)]
         // Questions are posted to the trail and nobody waits for their confirm, so an event may

@@ -23,6 +23,8 @@ struct GPTService: Sendable {
     /// Replaces personal data in the question the audit event keeps; nil keeps it as asked
     /// (`AIRA_GPT_REDACT_AUDIT=false`).
     let auditRedactor: PIIRedactor?
+    /// Pause between the pieces of an answer replayed to a stream (`AIRA_GPT_CACHE_REPLAY_DELAY`; zero: all at once).
+    var replayDelay: Duration = .zero
     let defaultDeadline: Duration = .seconds(60)
     let local = LocalFlights()
 
@@ -166,7 +168,7 @@ struct GPTService: Sendable {
 
     /// 1. A cached answer (free: it costs nothing, so it does not count against the quota).
     private func answer(_ question: Question, cached hit: Completion, used: Int?, context: MessageContext) async throws -> AskResponse {
-        if question.request.stream { try context.sendPartialReply(AskChunk(delta: hit.text)) }
+        if question.request.stream { try await self.replay(hit, context: context) }
         let quota = QuotaStatus(used: min(used ?? 0, question.limit), limit: question.limit, resetAt: question.resetAt)
         return try await self.finish(question, completion: hit, cached: true, paid: false, quota: quota, upstreamWait: nil, context: context)
     }
@@ -199,9 +201,10 @@ struct GPTService: Sendable {
                 fresh = Fresh(completion: try await self.upstream.complete(upstreamRequest, deadline: deadline, onDelta: onDelta), paid: true)
             } else {
                 fresh = try await self.local.run(key.description) {
-                    try await self.distributed(key, upstreamRequest, deadline: deadline, attemptID: question.attemptID, onDelta: onDelta)
+                    try await self.distributed(key, upstreamRequest, deadline: deadline, attemptID: question.attemptID, onDelta: onDelta,
+                                               context: context)
                 } follower: { completion in
-                    if request.stream { try? context.sendPartialReply(AskChunk(delta: completion.text)) }
+                    if request.stream { try? await self.replay(completion, context: context) }
                 }
             }
         } catch {
@@ -219,10 +222,10 @@ struct GPTService: Sendable {
 
     /// Leads or follows the question across instances; the leader caches the answer.
     private func distributed(_ key: CacheKey, _ request: ChatCompletionRequest, deadline: Date, attemptID: String,
-                             onDelta: (@Sendable (String) async -> Void)?) async throws -> Fresh {
+                             onDelta: (@Sendable (String) async -> Void)?, context: MessageContext) async throws -> Fresh {
         switch await self.store.join(key, deadline: deadline, token: attemptID) {
         case .answered(let completion):
-            if let onDelta { await onDelta(completion.text) }
+            if onDelta != nil { try? await self.replay(completion, context: context) }
             return Fresh(completion: completion, paid: false)
         case .alone:
             return Fresh(completion: try await self.callAndCache(key, request, deadline: deadline, onDelta: onDelta), paid: true)
@@ -243,6 +246,32 @@ struct GPTService: Sendable {
         let completion = try await self.upstream.complete(request, deadline: deadline, onDelta: onDelta)
         if completion.isCacheable { await self.store.store(completion, key: key) }
         return completion
+    }
+
+    /// Sends a finished answer to a streaming caller piece by piece: the upstream's own pieces
+    /// when it was streamed, else the text cut before each space (so a cached answer streams
+    /// the same whether it was first asked streamed or not), `replayDelay` apart.
+    private func replay(_ completion: Completion, context: MessageContext) async throws {
+        let pieces = completion.chunks ?? Self.pieces(of: completion.refusal ?? completion.text)
+        for (i, piece) in pieces.enumerated() {
+            if i > 0, self.replayDelay > .zero { try await Task.sleep(for: self.replayDelay) }
+            try context.sendPartialReply(AskChunk(delta: piece))
+        }
+    }
+
+    /// `text` in pieces that start at its spaces; joined, they are `text` again.
+    static func pieces(of text: String) -> [String] {
+        var pieces: [String] = []
+        var current = Substring()
+        var start = text.startIndex
+        for index in text.indices where text[index] == " " && index != text.startIndex {
+            current = text[start..<index]
+            if !current.isEmpty { pieces.append(String(current)) }
+            start = index
+        }
+        current = text[start...]
+        if !current.isEmpty { pieces.append(String(current)) }
+        return pieces
     }
 
     /// `upstreamWait`: how long the question waited for the model (its own call, or another's in

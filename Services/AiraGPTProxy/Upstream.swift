@@ -17,6 +17,9 @@ struct Completion: Codable, Sendable {
     var finishReason: String
     var refusal: String?
     var usage: Usage?
+    /// The pieces of text as a streamed answer arrived from the upstream, in order (nil for an
+    /// answer that was not streamed): a cache hit for a stream replays them.
+    var chunks: [String]? = nil
 
     /// Only complete, non-empty, non-refusing answers are worth keeping.
     var isCacheable: Bool {
@@ -53,9 +56,10 @@ struct Upstream: Sendable {
     private static let failures = Counter(label: "aira_gpt_upstream_calls_total", dimensions: [("outcome", "failed")])
     private static let retried = Counter(label: "aira_gpt_upstream_retries_total")
     private static let latency = Timer(label: "aira_gpt_upstream_duration_seconds")
+    private static let cut = Counter(label: "aira_gpt_streams_cut_total")
 
     /// Creates the metrics at zero, so dashboards and alerts see them before the first event.
-    static func exposeMetrics() { _ = (Self.calls, Self.failures, Self.retried, Self.latency) }
+    static func exposeMetrics() { _ = (Self.calls, Self.failures, Self.retried, Self.latency, Self.cut) }
 
     /// A failed attempt: whether another may help, and what to tell the caller if not.
     /// A failed attempt: `reply` is what the client is told (deliberate text only); `detail` is
@@ -144,38 +148,65 @@ struct Upstream: Sendable {
         }
     }
 
-    /// Server-sent events: `data: {chunk}` lines, ending with `data: [DONE]`.
+    /// Server-sent events: `data: {chunk}` lines, ending with `data: [DONE]`. A stream that
+    /// breaks off — the connection fails, an event is unreadable, or the body ends without
+    /// `[DONE]` — is a failure: before its first piece of text went to the caller it is retried
+    /// like any failed call; after, the caller has part of an answer, so it ends with
+    /// `upstream_stream_cut` (the client's stream gets an error event), is counted in
+    /// `aira_gpt_streams_cut_total` and is never cached.
     private func readStream(_ response: HTTPClientResponse, model: String,
                             onDelta: @Sendable (String) async -> Void) async throws -> Completion {
         var pending: [UInt8] = []
         var text = ""
+        var chunks: [String] = []
         var finish: String?
         var usage: Usage?
         var actualModel = model
-        for try await buffer in response.body {
-            pending += buffer.readableBytesView
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                pending.removeSubrange(...newline)
-                guard line.hasPrefix("data:") else { continue }
-                let payload = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
-                if payload == "[DONE]" {
-                    return Completion(text: text, model: actualModel, finishReason: finish ?? "length", usage: usage)
-                }
-                let chunk = try MessageCoding.decode(ChatCompletionChunk.self, from: Array(payload.utf8))
-                actualModel = chunk.model
-                if let u = chunk.usage { usage = u }
-                for choice in chunk.choices where choice.index == 0 {
-                    if let piece = choice.delta.content, !piece.isEmpty {
-                        text += piece
-                        await onDelta(piece)
+        func brokenOff(_ what: String) -> AttemptError {
+            guard !chunks.isEmpty else {
+                return AttemptError(retriable: true, reply: RPCErrorReply(code: GPTError.upstreamUnavailable, message: "the model's stream broke off"),
+                                    detail: what)
+            }
+            Self.cut.increment()
+            return AttemptError(retriable: false,
+                                reply: RPCErrorReply(code: GPTError.upstreamStreamCut, message: "the model's answer broke off after \(chunks.count) pieces"),
+                                detail: what)
+        }
+        do {
+            for try await buffer in response.body {
+                pending += buffer.readableBytesView
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: pending[..<newline], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    pending.removeSubrange(...newline)
+                    guard line.hasPrefix("data:") else { continue }
+                    let payload = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
+                    if payload == "[DONE]" {
+                        return Completion(text: text, model: actualModel, finishReason: finish ?? "length", usage: usage, chunks: chunks)
                     }
-                    if let f = choice.finishReason { finish = f }
+                    let chunk: ChatCompletionChunk
+                    do {
+                        chunk = try MessageCoding.decode(ChatCompletionChunk.self, from: Array(payload.utf8))
+                    } catch let error as DecodingError {
+                        throw brokenOff("unreadable event: \(MessageCoding.describe(error))")
+                    }
+                    actualModel = chunk.model
+                    if let u = chunk.usage { usage = u }
+                    for choice in chunk.choices where choice.index == 0 {
+                        if let piece = choice.delta.content, !piece.isEmpty {
+                            text += piece
+                            chunks.append(piece)
+                            await onDelta(piece)
+                        }
+                        if let f = choice.finishReason { finish = f }
+                    }
                 }
             }
+        } catch let error as AttemptError {
+            throw error
+        } catch {
+            throw chunks.isEmpty ? Self.classify(error) : brokenOff("\(error)")
         }
-        // The stream ended without [DONE]: what arrived is a truncated answer, never cached.
-        return Completion(text: text, model: actualModel, finishReason: finish ?? "length", usage: usage)
+        throw brokenOff("the stream ended without [DONE]")
     }
 
     static func classify(_ error: any Error) -> AttemptError {

@@ -84,6 +84,7 @@ struct APIError: Error, HTTPResponseError, CustomStringConvertible {
             return APIError(status: .serviceUnavailable, code: reply.code, message: reply.message, headers: [.retryAfter: "5"])
         case GPTError.upstreamTimeout: return APIError(status: .gatewayTimeout, code: reply.code, message: reply.message)
         case GPTError.upstreamRejected: return APIError(status: .badRequest, code: reply.code, message: reply.message)
+        case GPTError.upstreamStreamCut: return APIError(status: .badGateway, code: reply.code, message: reply.message)
         case GPTError.upstreamBadResponse: return APIError(status: .badGateway, code: reply.code, message: reply.message)
         default:
             // `bad_request` (the gateway sent something the service cannot read: a version

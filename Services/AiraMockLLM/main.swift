@@ -1,12 +1,14 @@
 // aira-mock-llm: an OpenAI-compatible stand-in upstream for development, tests and benchmarks.
 // POST /v1/chat/completions answers deterministically (the same conversation and model always
-// get the same answer), after AIRA_MOCK_LATENCY, streaming word by word when asked.
+// get the same answer), after AIRA_MOCK_LATENCY, streaming in pieces of 1–6 characters when asked.
 //
 // Failures on demand, for the next N requests (POST /mock/fail {"mode":…, "count":N}) or for
 // one request by a marker in its last message (e.g. "[[mock:500]]"):
 //   429 (with Retry-After: 1) · 500 · hang (no answer for 10 minutes) ·
 //   truncate (finish_reason "length") · empty (empty content) · refuse (a refusal) ·
-//   slow (a stream with 400 ms between words, for clients that stop a stream mid-way).
+//   slow (a stream with 400 ms between pieces, for clients that stop a stream mid-way) ·
+//   cut (a stream that stops after half its pieces, without a finish or [DONE]; a request
+//   that is not streamed is answered normally).
 // Usage counts a word as a token; an answer longer than `max_tokens` words is cut there
 // (finish_reason "length").
 // GET /mock/stats → {"calls":…, "streams":…, "failed":…}; POST /mock/reset clears stats and failures.
@@ -66,6 +68,19 @@ func answer(to request: ChatCompletionRequest, model: String) -> String {
     let seed = SHA256.hash(data: Data((model + "\u{1F}" + request.messages.map { $0.role + ":" + $0.content }.joined(separator: "\u{1E}")).utf8))
     let tag = seed.prefix(4).hexString
     return "Mock answer \(tag) from \(model): you asked \"\(question.prefix(120))\". Here is what I know about it."
+}
+
+/// `text` in pieces of 3, 1, 4, 1, 5, 2, 6, … characters (repeating).
+func streamPieces(_ text: String) -> [String] {
+    let lengths = [3, 1, 4, 1, 5, 2, 6]
+    var pieces: [String] = []
+    var rest = Substring(text)
+    while !rest.isEmpty {
+        let n = lengths[pieces.count % lengths.count]
+        pieces.append(String(rest.prefix(n)))
+        rest = rest.dropFirst(n)
+    }
+    return pieces
 }
 
 do {
@@ -152,14 +167,20 @@ do {
         }
         let finishReason = finish
         let wordDelay = failure == "slow" ? Duration.milliseconds(400) : chunkDelay
-        let words = text.split(separator: " ", omittingEmptySubsequences: false).enumerated().map { i, w in i == 0 ? String(w) : " " + w }
+        // Pieces of 1–6 characters, as a tokenizer cuts text (not at spaces): a client or cache
+        // that re-cut the text at words would not reproduce them.
+        let words = streamPieces(text)
         let events = ResponseBody { writer in
             func send(_ chunk: ChatCompletionChunk) async throws {
                 try await writer.write(ByteBuffer(string: "data: " + String(decoding: try MessageCoding.encode(chunk), as: UTF8.self) + "\n\n"))
             }
             try await send(ChatCompletionChunk(id: id, created: created, model: model,
                                                choices: [.init(delta: .init(role: "assistant", content: ""), finishReason: nil)]))
-            for word in words where !word.isEmpty {
+            for (i, word) in words.enumerated() where !word.isEmpty {
+                if failure == "cut", i >= words.count / 2 {
+                    try await writer.finish(nil)
+                    return
+                }
                 try await Task.sleep(for: wordDelay)
                 try await send(ChatCompletionChunk(id: id, created: created, model: model,
                                                    choices: [.init(delta: .init(content: word), finishReason: nil)]))

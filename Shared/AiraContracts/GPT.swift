@@ -110,6 +110,9 @@ public enum GPTError {
     public static let upstreamRejected = "upstream_rejected"
     /// The upstream answered something unreadable: 502.
     public static let upstreamBadResponse = "upstream_bad_response"
+    /// A streamed answer broke off after part of it was sent (the client's stream ends with an
+    /// error event; as a status, 502). Never cached.
+    public static let upstreamStreamCut = "upstream_stream_cut"
     /// 400.
     public static let invalidInput = "invalid_input"
     /// A token or money budget would be exceeded: 429, `Retry-After` = seconds to its reset;

@@ -404,6 +404,76 @@ struct GPTTests {
         }
     }
 
+    /// A streamed answer through /v1/chat/completions, as its events say.
+    struct Streamed {
+        var pieces: [String] = []
+        var finish: String?
+        var error: [String: Any]?
+        var cached: Bool?
+        var elapsed: Duration = .zero
+    }
+
+    func stream(_ stack: ServiceStack, _ session: ServiceStack.Session, _ question: String) async throws -> Streamed {
+        let started = ContinuousClock.now
+        let reply = try await stack.call("POST", "/v1/chat/completions",
+                                         json: ["stream": true, "messages": [["role": "user", "content": question]]], token: session.access)
+        var out = Streamed(elapsed: ContinuousClock.now - started)
+        try #require(reply.status == 200, "\(reply)")
+        let events = String(decoding: reply.body, as: UTF8.self).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        #expect(events.last == "data: [DONE]")
+        for event in events.dropLast() {
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
+            if let error = json["error"] as? [String: Any] {
+                out.error = error
+                continue
+            }
+            let choice = try #require((json["choices"] as? [[String: Any]])?.first)
+            if let piece = (choice["delta"] as? [String: Any])?["content"] as? String, !piece.isEmpty { out.pieces.append(piece) }
+            if let f = choice["finish_reason"] as? String { out.finish = f }
+            if let cached = (json["aira"] as? [String: Any])?["cached"] as? Bool { out.cached = cached }
+        }
+        return out
+    }
+
+    @Test("a streamed answer is cached as its pieces and a hit replays them, paced; streamed and plain questions share the entry; a cut-off stream ends with an error event, is counted, never cached")
+    func streamFaithfulCache() async throws {
+        try await ServiceStack.with(gptProxies: 1, proxyEnvironment: ["AIRA_GPT_CACHE_REPLAY_DELAY": "20ms"]) { stack in
+            let session = try await user(stack)
+            let first = try await stream(stack, session, "Tell me a streamed story")
+            #expect(first.cached == false && first.finish == "stop")
+            #expect(first.pieces.count > 5, "the mock streams word by word: \(first.pieces)")
+            let again = try await stream(stack, session, "Tell me a streamed story")
+            #expect(again.cached == true)
+            #expect(again.pieces == first.pieces, "the same pieces, in the same order")
+            #expect(again.elapsed >= .milliseconds(20 * (first.pieces.count - 1)), "paced: \(again.elapsed) for \(first.pieces.count) pieces")
+            #expect(try await stack.mockStats().calls == 1)
+            // The plain request shares the entry.
+            let plain = try await stack.call("POST", "/v1/chat/completions",
+                                             json: ["messages": [["role": "user", "content": "Tell me a streamed story"]]], token: session.access)
+            #expect(plain.headers.first(name: "X-Aira-Cached") == "true")
+            let content = ((plain.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+            #expect(content == first.pieces.joined())
+            // An answer first given whole streams in pieces from the cache.
+            let whole = try await ask(stack, session, "A plain question first")
+            let streamed = try await stream(stack, session, "A plain question first")
+            #expect(streamed.cached == true)
+            #expect(streamed.pieces.count > 5)
+            #expect(streamed.pieces.joined() == whole["answer"])
+            #expect(try await stack.mockStats().calls == 2)
+
+            // The upstream stops half-way: the client's stream ends with an error event, not a finish.
+            let cut = try await stream(stack, session, "Cut me off [[mock:cut]]")
+            #expect(!cut.pieces.isEmpty)
+            #expect(cut.finish == nil)
+            #expect(cut.error?["code"] as? String == "upstream_stream_cut", "\(String(describing: cut.error))")
+            #expect(try await stack.proxyCounter(0, "aira_gpt_streams_cut_total") == 1)
+            // Not cached: the same question asked whole goes to the model (which answers it whole).
+            let after = try await ask(stack, session, "Cut me off [[mock:cut]]")
+            #expect(after.status == 200 && after.json["cached"] as? Bool == false, "\(after)")
+            #expect(try await stack.mockStats().calls == 4)
+        }
+    }
+
     @Test("streaming through /v1/chat/completions: SSE chunks in order, assembled answer cached")
     func streaming() async throws {
         try await ServiceStack.with(gptProxies: 1) { stack in
