@@ -141,6 +141,7 @@ let package = Package(
         .executableTarget(name: "aira-gpt-proxy", dependencies: serviceKit + [
             "AiraContracts", "AiraLLM",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Services/AiraGPTProxy", swiftSettings: swiftSettings),
         .executableTarget(name: "aira-mock-llm", dependencies: [
             "AiraServiceKit", "AiraLLM",

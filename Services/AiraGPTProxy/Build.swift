@@ -36,13 +36,17 @@ func buildGPTProxy(_ configuration: GPTProxyConfiguration, logger: Logger, regis
         budgets.usageRetention = configuration.usageRetention
         let service = GPTService(
             upstream: Upstream(configuration: configuration.upstream, http: http,
-                               slots: AsyncLimiter(limit: configuration.upstreamConcurrency), logger: logger),
+                               slots: AsyncLimiter(limit: configuration.upstreamConcurrency),
+                               breakers: CircuitBreakers(redis: redis, endpoints: configuration.upstream.endpoints,
+                                                         options: configuration.upstream.breaker, logger: logger),
+                               logger: logger),
             store: store, budgets: budgets, metrics: GenAIMetrics(registry: registry, prices: configuration.prices), cacheVersion: configuration.cacheVersion, quotas: configuration.quotas, trail: trail,
             auditRedactor: configuration.redactAudit ? PIIRedactor() : nil, replayDelay: configuration.replayDelay)
         let server = RPCServer(spec: GPTRPC.queue, routes: service.routes, connection: connection, publisher: publisher,
                                options: settings.consumer, logger: logger)
         logger.info("gpt proxy configured",
-                    metadata: ["upstream": "\(configuration.upstream.baseURL)", "model": "\(configuration.upstream.model)",
+                    metadata: ["upstreams": "\(configuration.upstream.endpoints.map { "\($0.name)=\($0.url)" }.joined(separator: ","))",
+                               "model": "\(configuration.upstream.model)",
                                "budgets": "\(configuration.budgets.rules.map(\.description).joined(separator: ","))"])
         // Redis is not a readiness condition: without it questions are still answered (uncached).
         return ServiceHost.group(settings: settings, logger: logger, registry: registry, connection: connection,

@@ -7,7 +7,8 @@ import AiraServiceKit
 struct GPTProxyConfiguration: ServiceConfiguration {
     static let serviceName = "aira-gpt-proxy"
     var settings: ServiceSettings
-    /// `AIRA_GPT_UPSTREAM_URL`, `AIRA_GPT_API_KEY`, `AIRA_GPT_MODEL`, its timeouts and retries.
+    /// `AIRA_GPT_UPSTREAMS` (or the one of `AIRA_GPT_UPSTREAM_URL`, `AIRA_GPT_API_KEY`), `AIRA_GPT_MODEL`,
+    /// the timeouts, retries and circuit breakers.
     var upstream: Upstream.Configuration
     /// `AIRA_GPT_UPSTREAM_CONCURRENCY`: upstream calls under way at once.
     var upstreamConcurrency: Int
@@ -36,13 +37,29 @@ struct GPTProxyConfiguration: ServiceConfiguration {
     init(environment env: EnvironmentReader) throws {
         self.settings = try ServiceSettings(name: Self.serviceName, defaultPort: 8082,
                                             consumerDefaults: ConsumerOptions(concurrency: 64, prefetch: 128), environment: env)
+        let endpoints: [UpstreamEndpoint]
+        if let list = env.optionalString("AIRA_GPT_UPSTREAMS"), !list.trimmingCharacters(in: .whitespaces).isEmpty {
+            switch UpstreamEndpoint.parse(list, environment: env) {
+            case .success(let parsed): endpoints = parsed
+            case .failure(let error):
+                throw ConfigurationError(key: "AIRA_GPT_UPSTREAMS", value: String(list.prefix(200)), expected:
+                    "a JSON array of {name, url, apiKey or apiKeyEnv, models, weight, priority} (\(error.reason))")
+            }
+        } else {
+            endpoints = [UpstreamEndpoint(name: "default",
+                                          url: env.string("AIRA_GPT_UPSTREAM_URL", default: "http://127.0.0.1:8090").trimmingCharacters(in: ["/"]),
+                                          apiKey: env.optionalString("AIRA_GPT_API_KEY"))]
+        }
         self.upstream = Upstream.Configuration(
-            baseURL: env.string("AIRA_GPT_UPSTREAM_URL", default: "http://127.0.0.1:8090").trimmingCharacters(in: ["/"]),
-            apiKey: env.optionalString("AIRA_GPT_API_KEY"),
+            endpoints: endpoints,
             model: env.string("AIRA_GPT_MODEL", default: "mock-1"),
             connectTimeout: try env.duration("AIRA_GPT_CONNECT_TIMEOUT", default: .seconds(2)),
             readTimeout: try env.duration("AIRA_GPT_READ_TIMEOUT", default: .seconds(60)),
             retries: try env.int("AIRA_GPT_RETRIES", default: 3, range: 0...10))
+        self.upstream.breaker.failures = try env.int("AIRA_GPT_BREAKER_FAILURES", default: 5, range: 1...1000)
+        self.upstream.breaker.window = try env.duration("AIRA_GPT_BREAKER_WINDOW", default: .seconds(10))
+        self.upstream.breaker.cooldown = try env.duration("AIRA_GPT_BREAKER_COOLDOWN", default: .seconds(30))
+        self.upstream.breaker.probeTimeout = self.upstream.readTimeout
         self.upstreamConcurrency = try env.int("AIRA_GPT_UPSTREAM_CONCURRENCY", default: 32, range: 1...10_000)
         self.conversationTTL = try env.duration("AIRA_GPT_CONVERSATION_TTL", default: .seconds(30 * 86_400))
         self.cacheTTL = try env.duration("AIRA_GPT_CACHE_TTL", default: .seconds(72 * 3600))

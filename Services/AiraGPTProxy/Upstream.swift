@@ -34,32 +34,58 @@ struct Completion: Codable, Sendable {
                                   "i am unable", "i won't", "as an ai"]
 }
 
-/// Calls an OpenAI-compatible `/v1/chat/completions` with a bounded number of concurrent
-/// calls, retrying 429, 5xx, timeouts and connection failures with backoff and full jitter
-/// (honouring `Retry-After`), never past the caller's deadline.
+/// Calls OpenAI-compatible `/v1/chat/completions` endpoints with a bounded number of concurrent
+/// calls. For each question the endpoints that serve its model are tried by priority, weighted
+/// within a priority (``UpstreamEndpoint/order(_:model:using:)``), skipping those whose circuit
+/// is open (``CircuitBreakers``): a connection failure, timeout, 5xx or 429 moves on to the next
+/// endpoint at once — only before the first piece of an answer reached the caller — and when
+/// every one has been tried the round starts again after a backoff with full jitter (or the
+/// upstream's `Retry-After`). At most `retries` retries in all, never past the caller's deadline.
 struct Upstream: Sendable {
     struct Configuration: Sendable {
-        var baseURL: String
-        var apiKey: String?
+        var endpoints: [UpstreamEndpoint]
         var model: String
         var connectTimeout: Duration = .seconds(2)
         var readTimeout: Duration = .seconds(60)
         var retries = 3
         var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        var breaker = CircuitBreakers.Options()
     }
 
     let configuration: Configuration
     let http: HTTPClient
     let slots: AsyncLimiter
+    let breakers: CircuitBreakers
     let logger: Logger
-    private static let calls = Counter(label: "aira_gpt_upstream_calls_total", dimensions: [("outcome", "ok")])
-    private static let failures = Counter(label: "aira_gpt_upstream_calls_total", dimensions: [("outcome", "failed")])
+    private let metrics: [String: EndpointMetrics]
+
+    struct EndpointMetrics: Sendable {
+        let ok: Counter
+        let failed: Counter
+        let failover: Counter
+
+        init(_ name: String) {
+            self.ok = Counter(label: "aira_gpt_upstream_calls_total", dimensions: [("upstream", name), ("outcome", "ok")])
+            self.failed = Counter(label: "aira_gpt_upstream_calls_total", dimensions: [("upstream", name), ("outcome", "failed")])
+            self.failover = Counter(label: "aira_gpt_upstream_failovers_total", dimensions: [("upstream", name)])
+        }
+    }
+
+    init(configuration: Configuration, http: HTTPClient, slots: AsyncLimiter, breakers: CircuitBreakers, logger: Logger) {
+        self.configuration = configuration
+        self.http = http
+        self.slots = slots
+        self.breakers = breakers
+        self.logger = logger
+        self.metrics = Dictionary(uniqueKeysWithValues: configuration.endpoints.map { ($0.name, EndpointMetrics($0.name)) })
+    }
+
     private static let retried = Counter(label: "aira_gpt_upstream_retries_total")
     private static let latency = Timer(label: "aira_gpt_upstream_duration_seconds")
     private static let cut = Counter(label: "aira_gpt_streams_cut_total")
 
     /// Creates the metrics at zero, so dashboards and alerts see them before the first event.
-    static func exposeMetrics() { _ = (Self.calls, Self.failures, Self.retried, Self.latency, Self.cut) }
+    static func exposeMetrics() { _ = (Self.retried, Self.latency, Self.cut) }
 
     /// A failed attempt: whether another may help, and what to tell the caller if not.
     /// A failed attempt: `reply` is what the client is told (deliberate text only); `detail` is
@@ -69,52 +95,91 @@ struct Upstream: Sendable {
         var retryAfter: Duration?
         var reply: RPCErrorReply
         var detail: String? = nil
+
+        /// The upstream's fault (counts against its circuit): what is retried, and a stream cut off.
+        var upstreamFault: Bool { self.retriable || self.reply.code == GPTError.upstreamStreamCut }
     }
 
     /// One completion; `onDelta` (streaming) receives each piece of text as it arrives.
     func complete(_ request: ChatCompletionRequest, deadline: Date,
                   onDelta: (@Sendable (String) async -> Void)?) async throws -> Completion {
+        let model = request.model ?? self.configuration.model
+        var rng = SystemRandomNumberGenerator()
+        let candidates = UpstreamEndpoint.order(self.configuration.endpoints, model: model, using: &rng)
+        guard !candidates.isEmpty else {
+            throw RPCErrorReply(code: GPTError.upstreamRejected, message: "no upstream serves the model '\(model)'")
+        }
         var attempt = 0
+        var tried = Set<String>()
+        var lastFailure: AttemptError?
         while true {
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0.05 else {
                 throw RPCErrorReply(code: GPTError.upstreamTimeout, message: "the model did not answer in time")
             }
+            var next: UpstreamEndpoint?
+            for endpoint in candidates where !tried.contains(endpoint.name) {
+                if await self.breakers.allows(endpoint.name) {
+                    next = endpoint
+                    break
+                }
+            }
+            guard let endpoint = next else {
+                // Every endpoint has its circuit open: fail fast rather than wait on them.
+                guard let failure = lastFailure, !tried.isEmpty else {
+                    throw RPCErrorReply(code: GPTError.upstreamUnavailable,
+                                        message: "the model is unavailable: every upstream serving '\(model)' is failing (circuit open)")
+                }
+                // Every endpoint was tried (or is open) in this round: the next round after a
+                // backoff, if it fits the deadline.
+                let wait = failure.retryAfter ?? self.configuration.backoff.delay(attempt: attempt - 1)
+                guard Date().addingTimeInterval(wait.seconds + 0.05) < deadline else { throw failure.reply }
+                self.logger.info("upstream calls failed, retrying", metadata: [LogKey.error: "\(failure.reply.message)", "wait": "\(wait)"])
+                try await Task.sleep(for: wait)
+                tried = []
+                continue
+            }
             do {
                 let started = ContinuousClock.now
                 let completion = try await self.slots.withSlot(deadline: deadline) {
-                    try await self.attempt(request, timeout: min(remaining, self.configuration.readTimeout.seconds), onDelta: onDelta)
+                    try await self.attempt(request, to: endpoint, timeout: min(remaining, self.configuration.readTimeout.seconds),
+                                           onDelta: onDelta)
                 }
                 Self.latency.recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
-                Self.calls.increment()
+                self.metrics[endpoint.name]?.ok.increment()
+                await self.breakers.succeeded(endpoint.name)
                 return completion
             } catch let error as AttemptError {
-                Self.failures.increment()
+                self.metrics[endpoint.name]?.failed.increment()
+                if error.upstreamFault { await self.breakers.failed(endpoint.name) }
                 attempt += 1
-                let wait = error.retryAfter ?? self.configuration.backoff.delay(attempt: attempt - 1)
-                let fits = Date().addingTimeInterval(wait.seconds + 0.05) < deadline
-                guard error.retriable, attempt <= self.configuration.retries, fits else {
-                    self.logger.warning("upstream call failed", metadata: [LogKey.error: "\(error.reply.message)", "detail": "\(error.detail ?? "")",
-                                                                         LogKey.attempts: "\(attempt)"])
+                tried.insert(endpoint.name)
+                lastFailure = error
+                let log: Logger.Metadata = [LogKey.error: "\(error.reply.message)", "detail": "\(error.detail ?? "")",
+                                            "upstream": "\(endpoint.name)", LogKey.attempts: "\(attempt)"]
+                guard error.retriable, attempt <= self.configuration.retries else {
+                    self.logger.warning("upstream call failed", metadata: log)
                     throw error.reply
                 }
                 Self.retried.increment()
-                self.logger.info("upstream call failed, retrying", metadata: [LogKey.error: "\(error.reply.message)", "detail": "\(error.detail ?? "")",
-                                                                          "wait": "\(wait)"])
-                try await Task.sleep(for: wait)
+                // The next endpoint not yet tried in this round is asked at once.
+                if candidates.contains(where: { !tried.contains($0.name) }) {
+                    self.metrics[endpoint.name]?.failover.increment()
+                }
+                self.logger.info("upstream call failed", metadata: log)
             }
         }
     }
 
-    private func attempt(_ request: ChatCompletionRequest, timeout: Double,
+    private func attempt(_ request: ChatCompletionRequest, to endpoint: UpstreamEndpoint, timeout: Double,
                          onDelta: (@Sendable (String) async -> Void)?) async throws -> Completion {
         var body = request
         body.stream = onDelta != nil
         if body.model == nil { body.model = self.configuration.model }
-        var http = HTTPClientRequest(url: self.configuration.baseURL + "/v1/chat/completions")
+        var http = HTTPClientRequest(url: endpoint.url + "/v1/chat/completions")
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
-        if let key = self.configuration.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        if let key = endpoint.apiKey { http.headers.add(name: "Authorization", value: "Bearer \(key)") }
         http.body = .bytes(ByteBuffer(bytes: try MessageCoding.encode(body)))
 
         let response: HTTPClientResponse

@@ -11,6 +11,8 @@
 //   that is not streamed is answered normally).
 // Usage counts a word as a token; an answer longer than `max_tokens` words is cut there
 // (finish_reason "length").
+// {"mode":…, "always":true} (or AIRA_MOCK_FAIL=mode at start) fails every request that way: one
+// upstream of several that is down, for the failover tests.
 // GET /mock/stats → {"calls":…, "streams":…, "failed":…}; POST /mock/reset clears stats and failures.
 import AiraCore
 import AiraLLM
@@ -26,6 +28,8 @@ import Synchronization
 struct Failure: Codable, Sendable {
     var mode: String
     var count: Int?
+    /// Every request fails this way until `/mock/reset` (as `AIRA_MOCK_FAIL` does from the start).
+    var always: Bool?
 }
 
 final class MockState: Sendable {
@@ -34,6 +38,7 @@ final class MockState: Sendable {
         var streams = 0
         var failed = 0
         var failures: [Failure] = []
+        var always: String?
     }
     let state = Mutex(State())
 
@@ -42,7 +47,7 @@ final class MockState: Sendable {
         self.state.withLock { s in
             s.calls += 1
             if stream { s.streams += 1 }
-            var mode = marker
+            var mode = marker ?? s.always
             if mode == nil, !s.failures.isEmpty {
                 mode = s.failures[0].mode
                 s.failures[0].count = (s.failures[0].count ?? 1) - 1
@@ -91,6 +96,7 @@ do {
     let chunkDelay = try env.duration("AIRA_MOCK_CHUNK_DELAY", default: .milliseconds(5))
     let apiKey = env.optionalString("AIRA_MOCK_API_KEY")
     let state = MockState()
+    state.state.withLock { $0.always = env.optionalString("AIRA_MOCK_FAIL") }
 
     let router = Router()
     ObservabilityRoutes.add(to: router, registry: registry, checks: [], shutdown: ShutdownFlag())
@@ -105,7 +111,9 @@ do {
     router.post("/mock/fail") { request, _ in
         let body = try await request.body.collect(upTo: 4096)
         let failure = try MessageCoding.decode(Failure.self, from: Array(body.readableBytesView))
-        state.state.withLock { $0.failures.append(failure) }
+        state.state.withLock { s in
+            if failure.always == true { s.always = failure.mode } else { s.failures.append(failure) }
+        }
         return json(.ok, ["queued": failure.mode])
     }
     router.post("/v1/chat/completions") { request, context -> Response in

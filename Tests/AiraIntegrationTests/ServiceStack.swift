@@ -98,7 +98,8 @@ final class ServiceStack: @unchecked Sendable {
                     // without Redis) with its 503.
                     let r = try? await stack.call("POST", "/api/gpt/qna", json: ["question": "probe"], token: session.access,
                                                   headers: ["X-Aira-Cache": "bypass"], gateway: i)
-                    return r?.status == 200 || r?.errorMessage?.contains("unreachable") == true || r?.errorCode == "budget_unavailable"
+                    return r?.status == 200 || r?.errorMessage?.contains("unreachable") == true
+                        || r?.errorMessage?.contains("circuit open") == true || r?.errorCode == "budget_unavailable"
                 }
                 if !answered {
                     let logs = (stack.proxies.map(\.log) + [stack.mock?.process.log ?? ""]).joined(separator: "\n---\n")
@@ -144,14 +145,20 @@ final class ServiceStack: @unchecked Sendable {
 
     struct MockStats: Decodable { var calls: Int; var streams: Int; var failed: Int }
 
-    func mockStats() async throws -> MockStats {
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(self.mock!.port)/mock/stats"),
+    func mockStats() async throws -> MockStats { try await Self.mockStats(port: self.mock!.port) }
+
+    func resetMock() async throws { try await Self.resetMock(port: self.mock!.port) }
+
+    /// The counters of the mock LLM on `port` (the stack's, or another the test started).
+    static func mockStats(port: Int) async throws -> MockStats {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/mock/stats"),
                                                            timeout: .seconds(5))
         return try JSONDecoder().decode(MockStats.self, from: Data(try await response.body.collect(upTo: 1 << 16).readableBytesView))
     }
 
-    func resetMock() async throws {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.mock!.port)/mock/reset")
+    /// Clears the counters and every failure of the mock LLM on `port`.
+    static func resetMock(port: Int) async throws {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mock/reset")
         request.method = .POST
         _ = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
     }
