@@ -72,6 +72,190 @@ public enum PromptNormalizer {
     static let trailingASCII: [UInt8] = Array(".,!?;:".utf8)
 }
 
+extension PromptNormalizer {
+    /// The canonical form of a user's question, which the cache key hashes: the normalised form
+    /// (NFKC, case folded, one space per run, trimmed), then only changes that never change
+    /// what is asked (docs/gpt.md, "Prompt normalisation"):
+    ///
+    /// - quotation marks, apostrophes and dashes of every kind become `"`, `'` and `-`; a pair of
+    ///   quotes around the whole question goes;
+    /// - a run of `?`/`!` becomes one mark (`?` if it has one), dots two or more become `...`,
+    ///   tildes one — except right after a digit (`5!` is a number);
+    /// - no space before `, ! ? ; :`, and none between Hangul and a Latin letter or digit
+    ///   (`GPT 란` = `GPT란`, `3 일` = `3일`); spaces between Hangul words stay (`아버지가 방에` ≠
+    ///   `아버지 가방에`), and so do spaces between digits (`1 2` ≠ `12`);
+    /// - filler: a leading greeting followed by `,` or `!` (`hey,`, `hello!`, `안녕하세요,`), a leading
+    ///   `um`, `please`, `can/could you (please) tell me`, `tell me`, `I wonder`, `혹시`, `저기요`,
+    ///   `근데`…; a trailing `please`, `thanks`, `thank you`, `알려줘`, `알려주세요`, `궁금해요`…;
+    ///   `좀` anywhere as a word of its own; `please` after `can/could/would you`;
+    /// - trailing punctuation (`. , ! ? ; : ~`), unless it follows a digit.
+    ///
+    /// Negations (`not`, `n't`, `안`, `못`, `없`) and digits are never touched, so questions that
+    /// differ in either never share an answer (PromptCanonicalTests). A question that is only
+    /// filler keeps its normalised form.
+    public static func canonical(_ text: String) -> String {
+        var scalars: [Unicode.Scalar] = []
+        scalars.reserveCapacity(text.utf8.count)
+        var pendingSpace = false
+        for scalar in Self.fold(text).unicodeScalars {
+            if scalar.properties.isWhitespace || scalar == "\u{200B}" {
+                pendingSpace = !scalars.isEmpty
+                continue
+            }
+            if pendingSpace { scalars.append(" "); pendingSpace = false }
+            scalars.append(Self.plainPunctuation[scalar] ?? scalar)
+        }
+        scalars = Self.respace(Self.collapseMarks(scalars), script: false)
+        var words = scalars.split(separator: " ").map { String(String.UnicodeScalarView($0)) }
+        Self.dropFiller(&words)
+        // After the filler: `혹시 GPT란` must lose `혹시` before its space to `GPT` goes.
+        var out = Self.respace(Array(words.joined(separator: " ").unicodeScalars), script: true)
+        Self.trimEnds(&out)
+        if out.count >= 2, let first = out.first, first == "\"" || first == "'", out.last == first,
+           !out.dropFirst().dropLast().contains(first) {
+            out.removeFirst()
+            out.removeLast()
+            Self.trimEnds(&out)
+        }
+        guard !out.isEmpty else { return Self.normalize(text) }
+        return String(String.UnicodeScalarView(out))
+    }
+
+    static let plainPunctuation: [Unicode.Scalar: Unicode.Scalar] = {
+        var map: [Unicode.Scalar: Unicode.Scalar] = [:]
+        for s in ["\u{2018}", "\u{2019}", "\u{201A}", "\u{201B}", "\u{2032}"] { map[Unicode.Scalar(s)!] = "'" }
+        for s in ["\u{201C}", "\u{201D}", "\u{201E}", "\u{201F}", "\u{2033}", "\u{300C}", "\u{300D}", "\u{300E}", "\u{300F}"] {
+            map[Unicode.Scalar(s)!] = "\""
+        }
+        for s in ["\u{2010}", "\u{2011}", "\u{2012}", "\u{2013}", "\u{2014}", "\u{2015}", "\u{2212}"] { map[Unicode.Scalar(s)!] = "-" }
+        map["\u{301C}"] = "~"
+        return map
+    }()
+
+    /// `??!` → `?`, `!!` → `!`, `....` → `...`, `~~` → `~`; not right after a digit.
+    static func collapseMarks(_ scalars: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(scalars.count)
+        var i = 0
+        while i < scalars.count {
+            let s = scalars[i]
+            let afterDigit = out.last.map { $0.properties.numericType != nil } ?? false
+            guard !afterDigit, s == "?" || s == "!" || s == "." || s == "~" else {
+                out.append(s)
+                i += 1
+                continue
+            }
+            var j = i
+            let family: Set<Unicode.Scalar> = s == "." ? ["."] : (s == "~" ? ["~"] : ["?", "!"])
+            while j < scalars.count, family.contains(scalars[j]) { j += 1 }
+            let run = scalars[i..<j]
+            if s == "." {
+                out.append(contentsOf: run.count >= 2 ? ["." , ".", "."] : ["."])
+            } else if s == "~" {
+                out.append("~")
+            } else {
+                out.append(run.contains("?") ? "?" : "!")
+            }
+            i = j
+        }
+        return out
+    }
+
+    /// Drops a space before `, ! ? ; :`, or (`script`) a space between Hangul and a Latin
+    /// letter or digit.
+    static func respace(_ scalars: [Unicode.Scalar], script: Bool) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(scalars.count)
+        for (i, s) in scalars.enumerated() {
+            if s == " ", let before = out.last, i + 1 < scalars.count {
+                let after = scalars[i + 1]
+                if script {
+                    if (Self.isHangul(before) && Self.isLatinOrDigit(after)) || (Self.isLatinOrDigit(before) && Self.isHangul(after)) { continue }
+                } else if [",", "!", "?", ";", ":"].contains(after) {
+                    continue
+                }
+            }
+            out.append(s)
+        }
+        return out
+    }
+
+    static func isHangul(_ s: Unicode.Scalar) -> Bool { (0xAC00...0xD7A3).contains(s.value) || (0x3131...0x318E).contains(s.value) }
+    static func isLatinOrDigit(_ s: Unicode.Scalar) -> Bool { s.isASCII && (s.properties.isAlphabetic || s.properties.numericType != nil) }
+
+    static let greetings: Set<String> = ["hey", "hi", "hello", "안녕", "안녕하세요"]
+    static let leadingFiller: [[String]] = [
+        ["can", "you", "please", "tell", "me"], ["could", "you", "please", "tell", "me"], ["can", "you", "tell", "me"],
+        ["could", "you", "tell", "me"], ["i", "was", "wondering"], ["i", "wonder"], ["quick", "question"], ["tell", "me"],
+        ["um"], ["umm"], ["uh"], ["please"], ["혹시"], ["저기요"], ["저기"], ["음"], ["근데"], ["그런데"],
+    ]
+    static let trailingFiller: [[String]] = [
+        ["thank", "you"], ["please"], ["thanks"], ["thx"], ["알려줘"], ["알려주세요"], ["알려줄래"], ["알려줄래요"], ["부탁해"],
+        ["부탁해요"], ["부탁드려요"], ["궁금해"], ["궁금해요"], ["궁금합니다"],
+    ]
+
+    /// Removes the filler words (see ``canonical(_:)``); `words` are the question's, split at spaces.
+    static func dropFiller(_ words: inout [String]) {
+        // The word without the `, ! ~ :` it ends with (`hey,` → `hey`).
+        func bare(_ word: String) -> Substring {
+            var end = word.endIndex
+            while end > word.startIndex, case let c = word[word.index(before: end)], c == "," || c == "!" || c == "~" || c == ":" {
+                end = word.index(before: end)
+            }
+            return word[..<end]
+        }
+        words.removeAll { $0 == "좀" }
+        var i = 0
+        while i + 2 < words.count {
+            if ["can", "could", "would"].contains(words[i]), words[i + 1] == "you", words[i + 2] == "please" {
+                words.remove(at: i + 2)
+            }
+            i += 1
+        }
+        var changed = true
+        while changed, !words.isEmpty {
+            changed = false
+            if let first = words.first, case let b = bare(first), b.endIndex != first.endIndex, Self.greetings.contains(String(b)) {
+                words.removeFirst()
+                changed = true
+                continue
+            }
+            for phrase in Self.leadingFiller where words.count > phrase.count {
+                let head = words.prefix(phrase.count)
+                if zip(head.dropLast(), phrase.dropLast()).allSatisfy({ $0 == $1 }), bare(head.last!) == phrase.last! {
+                    words.removeFirst(phrase.count)
+                    changed = true
+                    break
+                }
+            }
+            if changed { continue }
+            for phrase in Self.trailingFiller where words.count > phrase.count {
+                let tail = words.suffix(phrase.count)
+                if zip(tail, phrase).allSatisfy({ bare($0) == $1 }) {
+                    words.removeLast(phrase.count)
+                    if let last = words.last, last.hasSuffix(",") { words[words.count - 1] = String(last.dropLast()) }
+                    changed = true
+                    break
+                }
+            }
+        }
+    }
+
+    /// Trailing `. , ! ? ; : ~ …` go, but not `!` or `~` right after a digit (`5!`, `5~`); so do
+    /// leading `, ; :`.
+    static func trimEnds(_ out: inout [Unicode.Scalar]) {
+        while let last = out.last {
+            if last != " " {
+                guard Self.trailing.contains(last) || last == "~" else { break }
+                let afterDigit = out.count >= 2 && out[out.count - 2].properties.numericType != nil
+                if afterDigit, last == "!" || last == "~" { break }
+            }
+            out.removeLast()
+        }
+        while let first = out.first, first == " " || first == "," || first == ";" || first == ":" { out.removeFirst() }
+    }
+}
+
 /// The Redis key of a cached answer: `gpt:cache:{model}:{version}:{sha256}`, where the hash
 /// covers the whole conversation (every message's role and normalised content, in order) and
 /// every parameter that changes the answer. `version` is bumped to drop every cached answer
@@ -86,6 +270,7 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         self.version = version
         var canonical: [UInt8] = []
         canonical.reserveCapacity(128 + messages.reduce(0) { $0 + $1.content.utf8.count + 16 })
+        // Still v1: a question whose canonical form is its normalised form (most) keeps its key.
         canonical.append(contentsOf: "v1\u{1F}".utf8)
         func field(_ name: String, _ value: String?) {
             canonical.append(contentsOf: name.utf8)
@@ -106,6 +291,8 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
             if message.role == "system" {
                 // The system prompt is instructions, not a question: only its whitespace is normalised.
                 canonical.append(contentsOf: message.content.split(whereSeparator: \.isWhitespace).joined(separator: " ").utf8)
+            } else if message.role == "user" {
+                canonical.append(contentsOf: PromptNormalizer.canonical(message.content).utf8)
             } else {
                 PromptNormalizer.append(message.content, to: &canonical)
             }
