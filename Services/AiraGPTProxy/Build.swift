@@ -41,7 +41,8 @@ func buildGPTProxy(_ configuration: GPTProxyConfiguration, logger: Logger, regis
                                                          options: configuration.upstream.breaker, logger: logger),
                                logger: logger),
             store: store, budgets: budgets, metrics: GenAIMetrics(registry: registry, prices: configuration.prices), cacheVersion: configuration.cacheVersion, quotas: configuration.quotas, trail: trail,
-            auditRedactor: configuration.redactAudit ? PIIRedactor() : nil, replayDelay: configuration.replayDelay)
+            auditRedactor: configuration.redactAudit ? PIIRedactor() : nil,
+            upstreamRedactor: configuration.redactUpstream ? PIIRedactor() : nil, replayDelay: configuration.replayDelay)
         let server = RPCServer(spec: GPTRPC.queue, routes: service.routes, connection: connection, publisher: publisher,
                                options: settings.consumer, logger: logger)
         logger.info("gpt proxy configured",

@@ -26,6 +26,8 @@ struct GPTProxyConfiguration: ServiceConfiguration {
     var trail: AuditTrail.Options
     /// `AIRA_GPT_REDACT_AUDIT`: personal data in a question is replaced before the audit log keeps it.
     var redactAudit: Bool
+    /// `AIRA_GPT_REDACT_UPSTREAM`: personal data goes upstream as numbered placeholders, put back in the answer.
+    var redactUpstream: Bool
     /// `AIRA_GPT_BUDGETS`, `AIRA_GPT_PRICES`, `AIRA_GPT_BUDGET_NAMESPACE`, `AIRA_GPT_DEFAULT_MAX_TOKENS`,
     /// `AIRA_GPT_USAGE_RETENTION` (docs/gpt.md, "Budgets").
     var budgets: BudgetPolicy
@@ -73,6 +75,7 @@ struct GPTProxyConfiguration: ServiceConfiguration {
         // hundreds of events per persistent message (the measured trade-off: docs/benchmarks.md).
         self.trail = try AuditTrail.Options.from(env, defaults: .init(maxBatch: 1000, maxDelay: .milliseconds(100)))
         self.redactAudit = try env.bool("AIRA_GPT_REDACT_AUDIT", default: true)
+        self.redactUpstream = try env.bool("AIRA_GPT_REDACT_UPSTREAM", default: false)
         let budgets = env.optionalString("AIRA_GPT_BUDGETS") ?? ""
         guard let policy = BudgetPolicy(parsing: budgets) else {
             throw ConfigurationError(key: "AIRA_GPT_BUDGETS", value: budgets, expected:

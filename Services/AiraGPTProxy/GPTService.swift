@@ -23,6 +23,9 @@ struct GPTService: Sendable {
     /// Replaces personal data in the question the audit event keeps; nil keeps it as asked
     /// (`AIRA_GPT_REDACT_AUDIT=false`).
     let auditRedactor: PIIRedactor?
+    /// Replaces personal data in what goes upstream with numbered placeholders, put back in the
+    /// answer (`AIRA_GPT_REDACT_UPSTREAM`); nil sends the conversation as asked.
+    var upstreamRedactor: PIIRedactor? = nil
     /// Pause between the pieces of an answer replayed to a stream (`AIRA_GPT_CACHE_REPLAY_DELAY`; zero: all at once).
     var replayDelay: Duration = .zero
     let defaultDeadline: Duration = .seconds(60)
@@ -168,9 +171,12 @@ struct GPTService: Sendable {
 
     /// 1. A cached answer (free: it costs nothing, so it does not count against the quota).
     private func answer(_ question: Question, cached hit: Completion, used: Int?, context: MessageContext) async throws -> AskResponse {
-        if question.request.stream { try await self.replay(hit, context: context) }
+        // An answer cached with placeholders is restored with this conversation's (the same ones).
+        let names = hit.text.utf8.contains(UInt8(ascii: "[")) ? self.pseudonymize(question.messages).names : Pseudonyms()
+        if question.request.stream { try await self.replay(hit, names: names, context: context) }
         let quota = QuotaStatus(used: min(used ?? 0, question.limit), limit: question.limit, resetAt: question.resetAt)
-        return try await self.finish(question, completion: hit, cached: true, paid: false, quota: quota, upstreamWait: nil, context: context)
+        return try await self.finish(question, completion: Self.restored(hit, names), cached: true, paid: false, quota: quota,
+                                     upstreamWait: nil, context: context)
     }
 
     /// 2. The budgets and the quota, then 3. one upstream call for identical questions in
@@ -179,8 +185,10 @@ struct GPTService: Sendable {
         let request = question.request
         let (key, deadline, limit, resetAt) = (question.key, question.deadline, question.limit, question.resetAt)
         let maxTokens = self.budgets.maxTokens(request.parameters.maxTokens)
+        // What the upstream is sent: personal data as placeholders, when so configured.
+        let (sent, names) = self.pseudonymize(question.messages)
         let reservation = try await self.budgets.reserve(attemptID: question.attemptID, user: request.userId, role: request.role,
-                                                         model: question.model, messages: question.messages, maxTokens: maxTokens)
+                                                         model: question.model, messages: sent, maxTokens: maxTokens)
         guard let quota = await self.store.consumeQuota(user: request.userId, limit: limit, charge: question.attemptID) else {
             await self.budgets.settle(reservation, paid: nil)
             Self.quotaRejected.increment()
@@ -191,8 +199,12 @@ struct GPTService: Sendable {
         // The cache key keeps the question's own parameters; only the upstream is told the bound.
         var parameters = request.parameters
         parameters.maxTokens = maxTokens
-        let upstreamRequest = ChatCompletionRequest(model: question.model, messages: question.messages, parameters: parameters)
-        let streamTo: @Sendable (String) async -> Void = { piece in try? context.sendPartialReply(AskChunk(delta: piece)) }
+        let upstreamRequest = ChatCompletionRequest(model: question.model, messages: sent, parameters: parameters)
+        let restorer = RestoringStream(names)
+        let streamTo: @Sendable (String) async -> Void = { piece in
+            let out = restorer.feed(piece)
+            if !out.isEmpty { try? context.sendPartialReply(AskChunk(delta: out)) }
+        }
         let onDelta = request.stream ? streamTo : nil
         let fresh: Fresh
         let waiting = ContinuousClock.now
@@ -202,9 +214,9 @@ struct GPTService: Sendable {
             } else {
                 fresh = try await self.local.run(key.description) {
                     try await self.distributed(key, upstreamRequest, deadline: deadline, attemptID: question.attemptID, onDelta: onDelta,
-                                               context: context)
+                                               names: names, context: context)
                 } follower: { completion in
-                    if request.stream { try? await self.replay(completion, context: context) }
+                    if request.stream { try? await self.replay(completion, names: names, context: context) }
                 }
             }
         } catch {
@@ -215,17 +227,18 @@ struct GPTService: Sendable {
             throw error
         }
         let upstreamWait = ContinuousClock.now - waiting
+        if request.stream, case let tail = restorer.finish(), !tail.isEmpty { try? context.sendPartialReply(AskChunk(delta: tail)) }
         await self.budgets.settle(reservation, paid: fresh.paid ? fresh.completion : nil)
-        return try await self.finish(question, completion: fresh.completion, cached: false, paid: fresh.paid, quota: quota,
+        return try await self.finish(question, completion: Self.restored(fresh.completion, names), cached: false, paid: fresh.paid, quota: quota,
                                      upstreamWait: upstreamWait, context: context)
     }
 
     /// Leads or follows the question across instances; the leader caches the answer.
     private func distributed(_ key: CacheKey, _ request: ChatCompletionRequest, deadline: Date, attemptID: String,
-                             onDelta: (@Sendable (String) async -> Void)?, context: MessageContext) async throws -> Fresh {
+                             onDelta: (@Sendable (String) async -> Void)?, names: Pseudonyms, context: MessageContext) async throws -> Fresh {
         switch await self.store.join(key, deadline: deadline, token: attemptID) {
         case .answered(let completion):
-            if onDelta != nil { try? await self.replay(completion, context: context) }
+            if onDelta != nil { try? await self.replay(completion, names: names, context: context) }
             return Fresh(completion: completion, paid: false)
         case .alone:
             return Fresh(completion: try await self.callAndCache(key, request, deadline: deadline, onDelta: onDelta), paid: true)
@@ -251,12 +264,36 @@ struct GPTService: Sendable {
     /// Sends a finished answer to a streaming caller piece by piece: the upstream's own pieces
     /// when it was streamed, else the text cut before each space (so a cached answer streams
     /// the same whether it was first asked streamed or not), `replayDelay` apart.
-    private func replay(_ completion: Completion, context: MessageContext) async throws {
+    private func replay(_ completion: Completion, names: Pseudonyms, context: MessageContext) async throws {
         let pieces = completion.chunks ?? Self.pieces(of: completion.refusal ?? completion.text)
+        var restorer = StreamRestorer(names)
         for (i, piece) in pieces.enumerated() {
             if i > 0, self.replayDelay > .zero { try await Task.sleep(for: self.replayDelay) }
-            try context.sendPartialReply(AskChunk(delta: piece))
+            let out = restorer.feed(piece)
+            if !out.isEmpty { try context.sendPartialReply(AskChunk(delta: out)) }
         }
+        let tail = restorer.finish()
+        if !tail.isEmpty { try context.sendPartialReply(AskChunk(delta: tail)) }
+    }
+
+    /// The messages with personal data replaced by placeholders (``Pseudonyms``), and the
+    /// placeholders; unchanged without an upstream redactor. The system prompt is the
+    /// operator's and is sent as it is.
+    func pseudonymize(_ messages: [ChatMessage]) -> (messages: [ChatMessage], names: Pseudonyms) {
+        guard let redactor = self.upstreamRedactor else { return (messages, Pseudonyms()) }
+        var names = Pseudonyms()
+        let sent = messages.map { m in m.role == "system" ? m : ChatMessage(role: m.role, content: names.replace(m.content, redactor: redactor)) }
+        return (sent, names)
+    }
+
+    /// The answer with its placeholders replaced by the values they stand for.
+    static func restored(_ completion: Completion, _ names: Pseudonyms) -> Completion {
+        guard !names.isEmpty else { return completion }
+        var restored = completion
+        restored.text = names.restore(completion.text)
+        restored.refusal = completion.refusal.map { names.restore($0) }
+        restored.chunks = nil
+        return restored
     }
 
     /// `text` in pieces that start at its spaces; joined, they are `text` again.
@@ -311,6 +348,16 @@ extension GPTService {
         let question = request.messages.last(where: { $0.role == "user" })?.content ?? ""
         return String((redactor?.redact(question) ?? question).prefix(500))
     }
+}
+
+/// A ``StreamRestorer`` that the upstream's delta callback feeds, one piece at a time.
+final class RestoringStream: Sendable {
+    private let state: Mutex<StreamRestorer>
+
+    init(_ names: Pseudonyms) { self.state = Mutex(StreamRestorer(names)) }
+
+    func feed(_ piece: String) -> String { self.state.withLock { $0.feed(piece) } }
+    func finish() -> String { self.state.withLock { $0.finish() } }
 }
 
 /// A fresh answer, and whether this question's own upstream call produced it (`paid`) or

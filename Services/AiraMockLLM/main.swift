@@ -13,7 +13,8 @@
 // (finish_reason "length").
 // {"mode":…, "always":true} (or AIRA_MOCK_FAIL=mode at start) fails every request that way: one
 // upstream of several that is down, for the failover tests.
-// GET /mock/stats → {"calls":…, "streams":…, "failed":…}; POST /mock/reset clears stats and failures.
+// GET /mock/stats → {"calls":…, "streams":…, "failed":…}; GET /mock/last → {"messages": […]} of the
+// last call as received; POST /mock/reset clears stats and failures.
 import AiraCore
 import AiraLLM
 import AiraMessaging
@@ -39,6 +40,8 @@ final class MockState: Sendable {
         var failed = 0
         var failures: [Failure] = []
         var always: String?
+        /// The messages of the last call, as received (`GET /mock/last`).
+        var last: [ChatMessage] = []
     }
     let state = Mutex(State())
 
@@ -104,6 +107,9 @@ do {
         let s = state.state.withLock { ($0.calls, $0.streams, $0.failed) }
         return json(.ok, ["calls": s.0, "streams": s.1, "failed": s.2])
     }
+    router.get("/mock/last") { _, _ in
+        json(.ok, ["messages": state.state.withLock { $0.last }])
+    }
     router.post("/mock/reset") { _, _ in
         state.state.withLock { $0 = MockState.State() }
         return json(.ok, ["reset": true])
@@ -127,6 +133,7 @@ do {
         } catch {
             return json(.badRequest, errorBody(MessageCoding.describe(error), type: "invalid_request_error"))
         }
+        state.state.withLock { $0.last = completion.messages }
         let model = completion.model ?? "mock-1"
         let last = completion.messages.last?.content ?? ""
         let marker = last.range(of: #"\[\[mock:([a-z0-9]+)\]\]"#, options: .regularExpression).map { String(last[$0].dropFirst(7).dropLast(2)) }

@@ -474,6 +474,48 @@ struct GPTTests {
         }
     }
 
+    @Test("AIRA_GPT_REDACT_UPSTREAM: the upstream sees placeholders, the user gets the answer with the values back, streamed too; the cache keeps placeholders")
+    func upstreamRedaction() async throws {
+        try await ServiceStack.with(gptProxies: 1, proxyEnvironment: ["AIRA_GPT_REDACT_UPSTREAM": "true"]) { stack in
+            let session = try await user(stack)
+            func lastSent() async throws -> String {
+                let response = try await ServiceStack.getText("http://127.0.0.1:\(stack.mock!.port)/mock/last")
+                let messages = try #require((try JSONSerialization.jsonObject(with: Data(response.utf8)) as? [String: Any])?["messages"] as? [[String: Any]])
+                return messages.last?["content"] as? String ?? ""
+            }
+            let question = "Write to kim.minji@naver.com or call 010-2345-6789 about card 4111 1111 1111 1111"
+            let plain = try await ask(stack, session, question)
+            #expect(plain.status == 200, "\(plain)")
+            #expect(try await lastSent() == "Write to [EMAIL_1] or call [PHONE_1] about card [CARD_1]")
+            // The mock repeats the question it received: placeholders, put back for the user.
+            let answer = try #require(plain["answer"])
+            #expect(answer.contains("kim.minji@naver.com") && answer.contains("010-2345-6789") && answer.contains("4111 1111 1111 1111"), "\(answer)")
+            #expect(!answer.contains("[EMAIL_1]"))
+
+            // Streamed: the mock cuts its answer in pieces of 1–6 characters, so placeholders arrive cut in two.
+            let streamed = try await stream(stack, session, "Mail park.jisoo@gmail.com and 02-123-4567, please")
+            #expect(try await lastSent() == "Mail [EMAIL_1] and [PHONE_1], please")
+            let text = streamed.pieces.joined()
+            #expect(text.contains("park.jisoo@gmail.com") && text.contains("02-123-4567") && !text.contains("[EMAIL_"), "\(streamed.pieces)")
+            #expect(!streamed.pieces.contains { $0.contains("[E") || $0.contains("[P") }, "no piece shows part of a placeholder: \(streamed.pieces)")
+
+            // Cached: the same question from the cache is restored the same way, and the entry holds no personal data.
+            let again = try await ask(stack, session, question)
+            #expect(again.json["cached"] as? Bool == true && again["answer"] == answer)
+            let replayed = try await stream(stack, session, "Mail park.jisoo@gmail.com and 02-123-4567, please")
+            #expect(replayed.cached == true && replayed.pieces.joined() == text)
+            let redis = RedisClient(configuration: try RedisConfiguration(url: TestServers.redisURL!))
+            defer { Task { await redis.shutdown() } }
+            let keys = (try await redis.send(["KEYS", "gpt:cache:mock-1:\(stack.cacheVersion):*"]).array ?? []).compactMap(\.string)
+            #expect(keys.count == 2)
+            for key in keys {
+                let entry = try #require(try await redis.get(key))
+                #expect(!entry.contains("kim.minji") && !entry.contains("park.jisoo") && !entry.contains("2345-6789"), "\(entry)")
+                #expect(entry.contains("[EMAIL_1]"))
+            }
+        }
+    }
+
     @Test("streaming through /v1/chat/completions: SSE chunks in order, assembled answer cached")
     func streaming() async throws {
         try await ServiceStack.with(gptProxies: 1) { stack in

@@ -149,6 +149,12 @@ final class ServiceStack: @unchecked Sendable {
 
     func resetMock() async throws { try await Self.resetMock(port: self.mock!.port) }
 
+    /// The body of a GET to `url`.
+    static func getText(_ url: String) async throws -> String {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+    }
+
     /// The counters of the mock LLM on `port` (the stack's, or another the test started).
     static func mockStats(port: Int) async throws -> MockStats {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/mock/stats"),

@@ -193,3 +193,43 @@ struct PIIRedactorTests {
         }
     }
 }
+
+/// Placeholders for what goes upstream, and the answer restored, in pieces too.
+@Suite("Pseudonyms")
+struct PseudonymTests {
+    @Test("numbered placeholders, the same value the same one; restoring gives the text back")
+    func replaceAndRestore() {
+        var names = Pseudonyms()
+        let text = "mail kim.minji@naver.com or kim.minji@naver.com, call 010-2345-6789 or (212) 555-0142"
+        let sent = names.replace(text, redactor: PIIRedactor())
+        #expect(sent == "mail [EMAIL_1] or [EMAIL_1], call [PHONE_1] or [PHONE_2]")
+        #expect(names.restore("I will write to [EMAIL_1] and call [PHONE_2].") == "I will write to kim.minji@naver.com and call (212) 555-0142.")
+        var again = Pseudonyms()
+        #expect(again.replace(text, redactor: PIIRedactor()) == sent, "the same conversation, the same placeholders")
+        #expect(again == names)
+        #expect(names.restore("[EMAIL_10] [PHONE_3]") == "[EMAIL_10] [PHONE_3]", "only its own placeholders")
+        var none = Pseudonyms()
+        #expect(none.replace("no personal data here", redactor: PIIRedactor()) == "no personal data here" && none.isEmpty)
+    }
+
+    @Test("a streamed answer cut anywhere, in pieces of any size, is restored whole and never shows part of a placeholder")
+    func streamedPieces() {
+        var names = Pseudonyms()
+        #expect(names.replace("mail a@b.co, tel 010-2345-6789, id 900101-1234568", redactor: PIIRedactor())
+                == "mail [EMAIL_1], tel [PHONE_1], id [NATIONAL_ID_1]")
+        let answer = "Sure: [EMAIL_1], then [PHONE_1]; [NATIONAL_ID_1] ends it. [not a placeholder] and [EMA"
+        let whole = names.restore(answer)
+        for size in 1...8 {
+            var restorer = StreamRestorer(names)
+            var out: [String] = []
+            var rest = Substring(answer)
+            while !rest.isEmpty {
+                out.append(restorer.feed(String(rest.prefix(size))))
+                rest = rest.dropFirst(size)
+            }
+            out.append(restorer.finish())
+            #expect(out.joined() == whole, "pieces of \(size)")
+            #expect(!out.contains { $0.contains("[EMAIL_") || $0.contains("[PHONE_") || $0.contains("[NATIONAL") }, "pieces of \(size): \(out)")
+        }
+    }
+}
