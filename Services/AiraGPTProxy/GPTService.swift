@@ -172,7 +172,8 @@ struct GPTService: Sendable {
     /// 1. A cached answer (free: it costs nothing, so it does not count against the quota).
     private func answer(_ question: Question, cached hit: Completion, used: Int?, context: MessageContext) async throws -> AskResponse {
         // An answer cached with placeholders is restored with this conversation's (the same ones).
-        let names = hit.text.utf8.contains(UInt8(ascii: "[")) ? self.pseudonymize(question.messages).names : Pseudonyms()
+        let names = self.upstreamRedactor != nil && hit.text.utf8.contains(UInt8(ascii: "[")) ? self.pseudonymize(question.messages).names
+                                                                                             : Pseudonyms()
         if question.request.stream { try await self.replay(hit, names: names, context: context) }
         let quota = QuotaStatus(used: min(used ?? 0, question.limit), limit: question.limit, resetAt: question.resetAt)
         return try await self.finish(question, completion: Self.restored(hit, names), cached: true, paid: false, quota: quota,

@@ -28,7 +28,8 @@ final class GenAIMetrics: Sendable {
 
     private let registry: PrometheusCollectorRegistry
     private let prices: PriceTable
-    private let handles = Mutex<[String: Handles]>([:])
+    /// Per model: the handles of a hit and of a miss (looked up by the model's name alone).
+    private let handles = Mutex<[String: (hit: Handles?, miss: Handles?)]>([:])
     private let failures = Mutex<[String: DurationHistogram]>([:])
 
     static let durationBuckets: [Duration] = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
@@ -50,10 +51,9 @@ final class GenAIMetrics: Sendable {
                                                 helpText: "What answers that cost nothing (cache hits, single-flight followers) would have cost, in dollars") }
 
     private func handles(model: String, cached: Bool) -> Handles {
-        let key = (cached ? "h:" : "m:") + model
-        if let found = self.handles.withLock({ $0[key] }) { return found }
+        if let found = self.handles.withLock({ cached ? $0[model]?.hit : $0[model]?.miss }) { return found }
         // The model is the caller's choice: past 200 models, new ones share the series "other".
-        let crowded = self.handles.withLock { $0.count >= 400 }
+        let crowded = self.handles.withLock { $0.count >= 200 && $0[model] == nil }
         let labels = [("gen_ai_operation_name", "chat"), ("gen_ai_request_model", crowded ? "other" : model), ("cache", cached ? "hit" : "miss")]
         let made = Handles(
             duration: self.registry.makeDurationHistogram(descriptor: Self.durationName, labels: labels, buckets: Self.durationBuckets),
@@ -63,8 +63,9 @@ final class GenAIMetrics: Sendable {
                                                      buckets: Self.tokenBuckets),
             cost: self.registry.makeCounter(descriptor: cached ? Self.savedName : Self.spentName, labels: [("model", crowded ? "other" : model)]))
         return self.handles.withLock { handles in
-            if let raced = handles[key] { return raced }
-            if !crowded { handles[key] = made }
+            if let raced = cached ? handles[model]?.hit : handles[model]?.miss { return raced }
+            guard !crowded else { return made }
+            if cached { handles[model, default: (nil, nil)].hit = made } else { handles[model, default: (nil, nil)].miss = made }
             return made
         }
     }

@@ -66,7 +66,10 @@ struct GPTRoutes: Sendable {
     /// since it took the request, less the proxy's wait for the model. Also in
     /// `aira_gpt_overhead_seconds{cached}`.
     static func overhead(_ reply: AskResponse, context: GatewayContext) -> String {
-        String(format: "%.2f", Self.overheadMs(reply, started: context.started))
+        // Two decimals by hand: String(format:) goes through Foundation on every answer.
+        let hundredths = Int((Self.overheadMs(reply, started: context.started) * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100)." + (fraction < 10 ? "0" : "") + String(fraction)
     }
 
     static func overheadMs(_ reply: AskResponse, started: ContinuousClock.Instant) -> Double {

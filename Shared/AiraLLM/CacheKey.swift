@@ -121,6 +121,66 @@ extension PromptNormalizer {
         return String(String.UnicodeScalarView(out))
     }
 
+    /// Appends the canonical form of `text` (UTF-8) to `out`. ASCII that no rule can change —
+    /// most questions — takes the byte path of ``append(_:to:)`` and nothing else: the full
+    /// ``canonical(_:)`` was over a quarter of the proxy's CPU on cache hits.
+    package static func appendCanonical(_ text: String, to out: inout [UInt8]) {
+        let start = out.count
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            Self.append(text, to: &out)
+            guard Self.mayChange(normalized: out[start...], original: text) else { return }
+            out.removeSubrange(start...)
+        }
+        out.append(contentsOf: Self.canonical(text).utf8)
+    }
+
+    static let leadingFirstWords: Set<String> = ["hey", "hi", "hello", "um", "umm", "uh", "please", "can", "could", "i", "quick", "tell"]
+    static let trailingLastWords: Set<String> = ["please", "thanks", "thx", "you"]
+
+    /// Whether ``canonical(_:)`` could differ from the normalised form of ASCII `original`
+    /// (`normalized`). Errs towards yes; a test compares both paths on random text.
+    static func mayChange(normalized s: ArraySlice<UInt8>, original: String) -> Bool {
+        guard let first = s.first, let last = s.last else { return false }
+        if first == UInt8(ascii: "\"") || first == UInt8(ascii: "'") || first == UInt8(ascii: ",") || first == UInt8(ascii: ";")
+            || first == UInt8(ascii: ":") { return true }
+        var previous: UInt8 = 0
+        for b in s {
+            switch b {
+            case UInt8(ascii: "~"): return true
+            case UInt8(ascii: "?"), UInt8(ascii: "!"), UInt8(ascii: "."):
+                if previous == b || previous == UInt8(ascii: " ") { return true }
+                if b != UInt8(ascii: "."), previous == UInt8(ascii: "?") || previous == UInt8(ascii: "!") { return true }
+            case UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: ":"):
+                if previous == UInt8(ascii: " ") { return true }
+            default: break
+            }
+            previous = b
+        }
+        // `5!` loses its `!` in the normalised form, not in the canonical one.
+        if last >= 0x30, last <= 0x39 {
+            for b in original.utf8.reversed() {
+                if b == UInt8(ascii: "!") { return true }
+                guard b == 0x20 || (b >= 0x09 && b <= 0x0D) || Self.trailingASCII.contains(b) else { break }
+            }
+        }
+        let bytes = Array(s)
+        func word(_ range: ArraySlice<UInt8>) -> String {
+            var w = range
+            while let c = w.last, c == UInt8(ascii: ",") || c == UInt8(ascii: "!") || c == UInt8(ascii: "~") || c == UInt8(ascii: ":") { w.removeLast() }
+            return String(decoding: w, as: UTF8.self)
+        }
+        let firstEnd = bytes.firstIndex(of: 0x20) ?? bytes.count
+        if Self.leadingFirstWords.contains(word(bytes[..<firstEnd])) { return true }
+        let lastStart = (bytes.lastIndex(of: 0x20).map { $0 + 1 }) ?? 0
+        if Self.trailingLastWords.contains(word(bytes[lastStart...])) { return true }
+        // `please` after `can/could/would you` (any `please` will do here).
+        let please = Array("please".utf8)
+        if bytes.count >= please.count {
+            for i in 0...(bytes.count - please.count) where bytes[i] == please[0] && Array(bytes[i..<(i + please.count)]) == please { return true }
+        }
+        return false
+    }
+
     static let plainPunctuation: [Unicode.Scalar: Unicode.Scalar] = {
         var map: [Unicode.Scalar: Unicode.Scalar] = [:]
         for s in ["\u{2018}", "\u{2019}", "\u{201A}", "\u{201B}", "\u{2032}"] { map[Unicode.Scalar(s)!] = "'" }
@@ -292,7 +352,7 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
                 // The system prompt is instructions, not a question: only its whitespace is normalised.
                 canonical.append(contentsOf: message.content.split(whereSeparator: \.isWhitespace).joined(separator: " ").utf8)
             } else if message.role == "user" {
-                canonical.append(contentsOf: PromptNormalizer.canonical(message.content).utf8)
+                PromptNormalizer.appendCanonical(message.content, to: &canonical)
             } else {
                 PromptNormalizer.append(message.content, to: &canonical)
             }

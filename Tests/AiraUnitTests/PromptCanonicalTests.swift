@@ -148,6 +148,23 @@ struct PromptCanonicalTests {
         }
     }
 
+    @Test("ASCII: the cache key's byte path and the full canonical form agree, on 20,000 random questions")
+    func bytePathAgrees() {
+        var g = SplitMix(seed: 11)
+        let pieces = ["what", "is", "5", "10", "hey,", "hey", "hello!", "hi~", "please", "thanks", "thank", "you", "can", "could", "would",
+                      "tell", "me", "um,", "uh", "?", "??", "!", "!!", "?!", ".", "..", "...", "~", ",", " ,", "'", "\"", ";", ":", "x", "  ",
+                      "\t", "i", "wonder", "was", "wondering", "quick", "question", "5!", "3.5", "1,5", "not", "don't", "thx", "Please", "HEY,"]
+        for _ in 0..<20_000 {
+            var text = ""
+            for _ in 0..<Int.random(in: 1...8, using: &g) {
+                text += pieces.randomElement(using: &g)! + (Bool.random(using: &g) ? " " : "")
+            }
+            var out: [UInt8] = []
+            PromptNormalizer.appendCanonical(text, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == PromptNormalizer.canonical(text), "\(text)")
+        }
+    }
+
     @Test("the canonical form's rules, one by one")
     func rules() {
         let c = PromptNormalizer.canonical
